@@ -1,0 +1,219 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+)
+
+// Options select where the dataplane works.
+type Options struct {
+	// NetNS is a file descriptor of the network namespace to work in; 0 means
+	// the namespace of the calling thread.
+	NetNS int
+}
+
+// socketBuffer is large enough for a flush of a few thousand elements
+// (DESIGN: a flush larger than the socket buffer fails with EMSGSIZE).
+const socketBuffer = 8 << 20
+
+// nftDataplane is the Linux Dataplane: one long-lived nftables connection and
+// one conntrack connection for dumps and flushes; Watch dials its own.
+type nftDataplane struct {
+	opts Options
+	obj  *objects
+
+	mu    sync.Mutex // serialises batches on nft (messages accumulate per Conn)
+	nft   *nftables.Conn
+	ct    *conntrack.Conn
+	ctMu  sync.Mutex
+	gates []Gate
+}
+
+var _ Dataplane = (*nftDataplane)(nil)
+
+// Open connects to nftables and conntrack in the namespace of opts. It does
+// not change the kernel; call Setup for that.
+func Open(opts Options) (Dataplane, error) {
+	d := &nftDataplane{opts: opts, obj: newObjects()}
+	var err error
+	if d.nft, err = d.dialNft(); err != nil {
+		return nil, opError("open nftables", err)
+	}
+	if d.ct, err = d.dialConntrack(); err != nil {
+		_ = d.nft.CloseLasting()
+		return nil, opError("open conntrack", err)
+	}
+	return d, nil
+}
+
+func (d *nftDataplane) dialNft() (*nftables.Conn, error) {
+	buffers := func(c *netlink.Conn) error {
+		if err := c.SetReadBuffer(socketBuffer); err != nil {
+			return err
+		}
+		return c.SetWriteBuffer(socketBuffer)
+	}
+	return nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(d.opts.NetNS), nftables.WithSockOptions(buffers))
+}
+
+func (d *nftDataplane) dialConntrack() (*conntrack.Conn, error) {
+	c, err := conntrack.Dial(&netlink.Config{NetNS: d.opts.NetNS})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetReadBuffer(socketBuffer); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// flush commits the queued messages. After a failure the lasting connection
+// may hold unread acknowledgements, so it is replaced.
+func (d *nftDataplane) flush() error {
+	err := d.nft.Flush()
+	if err == nil {
+		return nil
+	}
+	_ = d.nft.CloseLasting()
+	if c, derr := d.dialNft(); derr == nil {
+		d.nft = c
+	} else {
+		err = errors.Join(err, fmt.Errorf("reconnect: %w", derr))
+	}
+	return err
+}
+
+// Setup creates the table, its sets and chains if missing, and replaces the
+// rules of its chains, in one transaction. Elements are kept, so established
+// calls are untouched by a restart.
+func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
+	for _, g := range gates {
+		if !g.Addr.IsValid() || g.First == 0 || g.First > g.Last {
+			return fmt.Errorf("relay: invalid gate %s ports %d-%d", g.Addr, g.First, g.Last)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	o := d.obj
+	d.nft.AddTable(o.table)
+	sets := []*nftables.Set{o.lock}
+	for _, f := range o.families {
+		sets = append(sets, f.leg, f.dnat, f.snat, f.allow)
+	}
+	for _, s := range sets {
+		if err := d.nft.AddSet(s, nil); err != nil {
+			return opError("setup set "+s.Name, err)
+		}
+	}
+	for _, c := range []*nftables.Chain{o.raw, o.pre, o.post} {
+		d.nft.AddChain(c)
+		d.nft.FlushChain(c)
+	}
+	for _, r := range o.rules(gates) {
+		d.nft.AddRule(r)
+	}
+	if err := d.flush(); err != nil {
+		return opError("setup table "+TableName, err)
+	}
+	d.gates = append([]Gate(nil), gates...)
+	return nil
+}
+
+// elements groups the set elements of a batch by set.
+type elements map[*nftables.Set][]nftables.SetElement
+
+func (e elements) add(o *objects, l Leg) {
+	f := o.familyOf(l.Gate.Addr())
+	mark := markBytes(l.Mark)
+	e[f.leg] = append(e[f.leg], nftables.SetElement{Key: endpointBytes(l.Gate), Val: mark})
+	e[f.snat] = append(e[f.snat], nftables.SetElement{Key: mark, Val: endpointBytes(l.Source)})
+	if l.Peer.IsValid() {
+		e[f.dnat] = append(e[f.dnat], nftables.SetElement{Key: mark, Val: endpointBytes(l.Peer)})
+	}
+	if l.Lock.IsValid() {
+		e[o.lock] = append(e[o.lock], nftables.SetElement{Key: mark})
+		key := append(append([]byte{}, mark...), endpointBytes(l.Lock)...)
+		e[f.allow] = append(e[f.allow], nftables.SetElement{Key: key})
+	}
+}
+
+func (d *nftDataplane) queue(e elements, del bool) error {
+	for s, els := range e {
+		for len(els) > 0 {
+			n := min(len(els), d.obj.maxElementsPerSetMsg)
+			var err error
+			if del {
+				err = d.nft.SetDeleteElements(s, els[:n])
+			} else {
+				err = d.nft.SetAddElements(s, els[:n])
+			}
+			if err != nil {
+				return fmt.Errorf("set %s: %w", s.Name, err)
+			}
+			els = els[n:]
+		}
+	}
+	return nil
+}
+
+// Apply commits b as one nftables transaction, then deletes the conntrack
+// entries of every removed leg.
+func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	if len(b.Remove)+len(b.Add) == 0 {
+		return nil
+	}
+	del, add := elements{}, elements{}
+	for _, l := range b.Remove {
+		del.add(d.obj, l)
+	}
+	for _, l := range b.Add {
+		add.add(d.obj, l)
+	}
+	d.mu.Lock()
+	err := d.queue(del, true)
+	if err == nil {
+		err = d.queue(add, false)
+	}
+	if err == nil {
+		err = d.flush()
+	}
+	d.mu.Unlock()
+	if err != nil {
+		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), err)
+	}
+	return d.flushFlows(b.Remove)
+}
+
+// flushFlows deletes the conntrack entries of legs' marks.
+func (d *nftDataplane) flushFlows(legs []Leg) error {
+	d.ctMu.Lock()
+	defer d.ctMu.Unlock()
+	done := make(map[uint32]bool, len(legs))
+	for _, l := range legs {
+		if done[l.Mark] {
+			continue
+		}
+		done[l.Mark] = true
+		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(l.Mark)); err != nil {
+			return opError(fmt.Sprintf("flush flows of leg %#x", l.Mark), err)
+		}
+	}
+	return nil
+}
+
+// Close closes the kernel connections. Installed state stays in the kernel.
+func (d *nftDataplane) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return errors.Join(d.nft.CloseLasting(), d.ct.Close())
+}

@@ -1,0 +1,253 @@
+package relay
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// TableName is the one nftables table the relay owns (family inet).
+const TableName = "nftrtpproxy"
+
+// Registers as nft itself allocates them for these expressions (checked with
+// `nft --debug=netlink`): NFT_REG_1 is the first 128-bit register; 32-bit
+// registers NFT_REG32_00.. start at 8, so an IPv4 address in NFT_REG_1 is
+// followed by a port in NFT_REG32_01 (9), and an IPv6 address (16 bytes) by a
+// port in NFT_REG_2.
+const (
+	reg1    = 1
+	reg2    = 2
+	reg32x1 = 9
+	reg32x2 = 10
+	reg32x5 = 13
+)
+
+// family holds what differs between IPv4 and IPv6 in the table.
+type family struct {
+	v4                     bool
+	nfproto                byte
+	addrLen                uint32
+	saddrOff, daddrOff     uint32
+	portReg, lockPortReg   uint32
+	leg, dnat, snat, allow *nftables.Set
+}
+
+// objects are the table and its named sets; built once per Dataplane.
+type objects struct {
+	table                *nftables.Table
+	lock                 *nftables.Set
+	v4, v6               family
+	raw, pre, post       *nftables.Chain
+	families             []*family
+	maxElementsPerSetMsg int
+}
+
+func newObjects() *objects {
+	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	o := &objects{table: t, maxElementsPerSetMsg: 1000}
+	o.lock = &nftables.Set{Table: t, Name: "lock", KeyType: nftables.TypeMark,
+		KeyByteOrder: binaryutil.NativeEndian, Comment: "legs locked to a learned source"}
+	o.v4 = newFamily(t, true)
+	o.v6 = newFamily(t, false)
+	o.families = []*family{&o.v4, &o.v6}
+	accept := nftables.ChainPolicyAccept
+	o.raw = &nftables.Chain{Table: t, Name: "raw", Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRaw, Policy: &accept}
+	o.pre = &nftables.Chain{Table: t, Name: "pre", Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
+	o.post = &nftables.Chain{Table: t, Name: "post", Type: nftables.ChainTypeNAT,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource, Policy: &accept}
+	return o
+}
+
+func newFamily(t *nftables.Table, v4 bool) family {
+	f := family{v4: true, nfproto: unix.NFPROTO_IPV4, addrLen: 4, saddrOff: 12, daddrOff: 16,
+		portReg: reg32x1, lockPortReg: reg32x2}
+	addrType, sfx := nftables.TypeIPAddr, "4"
+	if !v4 {
+		f = family{v4: false, nfproto: unix.NFPROTO_IPV6, addrLen: 16, saddrOff: 8, daddrOff: 24,
+			portReg: reg2, lockPortReg: reg32x5}
+		addrType, sfx = nftables.TypeIP6Addr, "6"
+	}
+	endpoint := nftables.MustConcatSetType(addrType, nftables.TypeInetService)
+	f.leg = &nftables.Set{Table: t, Name: "leg" + sfx, IsMap: true, Concatenation: true,
+		KeyType: endpoint, DataType: nftables.TypeMark, Comment: "gate address . port -> leg mark"}
+	f.dnat = &nftables.Set{Table: t, Name: "dnat" + sfx, IsMap: true, KeyType: nftables.TypeMark,
+		KeyByteOrder: binaryutil.NativeEndian, DataType: endpoint, Comment: "leg mark -> peer"}
+	f.snat = &nftables.Set{Table: t, Name: "snat" + sfx, IsMap: true, KeyType: nftables.TypeMark,
+		KeyByteOrder: binaryutil.NativeEndian, DataType: endpoint, Comment: "leg mark -> opposite gate"}
+	f.allow = &nftables.Set{Table: t, Name: "allow" + sfx, Concatenation: true,
+		KeyType:      nftables.MustConcatSetType(nftables.TypeMark, addrType, nftables.TypeInetService),
+		KeyByteOrder: binaryutil.NativeEndian, Comment: "leg mark . the only source it accepts"}
+	return f
+}
+
+func (o *objects) familyOf(a netip.Addr) *family {
+	if a.Unmap().Is4() {
+		return &o.v4
+	}
+	return &o.v6
+}
+
+// Element encodings. nftables pads every field of a concatenation to 4 bytes;
+// ports are big-endian, marks host-endian.
+
+func markBytes(m uint32) []byte { return binaryutil.NativeEndian.PutUint32(m) }
+
+func endpointBytes(ap netip.AddrPort) []byte {
+	a := ap.Addr().Unmap().AsSlice()
+	b := make([]byte, len(a)+4)
+	copy(b, a)
+	binary.BigEndian.PutUint16(b[len(a):], ap.Port())
+	return b
+}
+
+func parseEndpoint(b []byte, addrLen int) (netip.AddrPort, error) {
+	if len(b) < addrLen+2 {
+		return netip.AddrPort{}, fmt.Errorf("element of %d bytes is too short for an address and port", len(b))
+	}
+	a, _ := netip.AddrFromSlice(b[:addrLen])
+	return netip.AddrPortFrom(a, binary.BigEndian.Uint16(b[addrLen:])), nil
+}
+
+func parseMark(b []byte) (uint32, error) {
+	if len(b) < 4 {
+		return 0, fmt.Errorf("mark element of %d bytes", len(b))
+	}
+	return binaryutil.NativeEndian.Uint32(b[:4]), nil
+}
+
+// Rule expressions, in the order nft generates them for the sketch in the
+// package documentation.
+
+func matchFamily(f *family) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{f.nfproto}},
+	}
+}
+
+func matchUDP() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: []byte{unix.IPPROTO_UDP}},
+	}
+}
+
+func loadDaddrDport(f *family) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrOff, Len: f.addrLen},
+		&expr.Payload{DestRegister: f.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+	}
+}
+
+// matchGate matches UDP packets to g's address and port range.
+func matchGate(f *family, g Gate) []expr.Any {
+	e := matchFamily(f)
+	e = append(e,
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseNetworkHeader, Offset: f.daddrOff, Len: f.addrLen},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg1, Data: g.Addr.Unmap().AsSlice()})
+	e = append(e, matchUDP()...)
+	return append(e,
+		&expr.Payload{DestRegister: reg1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: reg1, Data: binaryutil.BigEndian.PutUint16(g.First)},
+		&expr.Cmp{Op: expr.CmpOpLte, Register: reg1, Data: binaryutil.BigEndian.PutUint16(g.Last)})
+}
+
+func zoneRule(o *objects, g Gate) *nftables.Rule {
+	e := matchGate(o.familyOf(g.Addr), g)
+	e = append(e,
+		&expr.Immediate{Register: reg1, Data: binaryutil.NativeEndian.PutUint16(g.Zone)},
+		&expr.Ct{Key: expr.CtKeyZONE, Register: reg1, SourceRegister: true})
+	return &nftables.Rule{Table: o.table, Chain: o.raw, Exprs: e}
+}
+
+func markRule(o *objects, f *family) *nftables.Rule {
+	e := append(matchUDP(), matchFamily(f)...)
+	e = append(e, loadDaddrDport(f)...)
+	e = append(e,
+		&expr.Lookup{SourceRegister: reg1, SetName: f.leg.Name, DestRegister: reg1, IsDestRegSet: true},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1, SourceRegister: true})
+	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
+}
+
+func drop() expr.Any { return &expr.Verdict{Kind: expr.VerdictDrop} }
+
+// unallocatedRule drops new flows to ports of g that carry no leg.
+func unallocatedRule(o *objects, g Gate) *nftables.Rule {
+	f := o.familyOf(g.Addr)
+	e := matchGate(f, g)
+	e = append(e, loadDaddrDport(f)...)
+	e = append(e, &expr.Lookup{SourceRegister: reg1, SetName: f.leg.Name, Invert: true}, drop())
+	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
+}
+
+// lockRule drops new flows of a locked leg from any source but the allowed one.
+func lockRule(o *objects, f *family) *nftables.Rule {
+	e := []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Lookup{SourceRegister: reg1, SetName: o.lock.Name},
+	}
+	e = append(e, matchFamily(f)...)
+	e = append(e, matchUDP()...)
+	e = append(e,
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Payload{DestRegister: reg32x1, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
+		&expr.Payload{DestRegister: f.lockPortReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Lookup{SourceRegister: reg1, SetName: f.allow.Name, Invert: true},
+		drop())
+	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
+}
+
+// noPeerRule drops new flows of legs whose peer is not known yet.
+func noPeerRule(o *objects, f *family) *nftables.Rule {
+	e := matchFamily(f)
+	e = append(e,
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Lookup{SourceRegister: reg1, SetName: f.snat.Name},
+		&expr.Lookup{SourceRegister: reg1, SetName: f.dnat.Name, Invert: true},
+		drop())
+	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
+}
+
+func natRule(o *objects, f *family, dst bool) *nftables.Rule {
+	m, typ, chain := f.snat, expr.NATTypeSourceNAT, o.post
+	if dst {
+		m, typ, chain = f.dnat, expr.NATTypeDestNAT, o.pre
+	}
+	e := append(matchFamily(f), matchUDP()...)
+	e = append(e,
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Lookup{SourceRegister: reg1, SetName: m.Name, DestRegister: reg1, IsDestRegSet: true},
+		&expr.NAT{Type: typ, Family: uint32(f.nfproto), RegAddrMin: reg1, RegProtoMin: f.portReg})
+	return &nftables.Rule{Table: o.table, Chain: chain, Exprs: e}
+}
+
+// rules returns every rule of the table for gates, chain by chain in order.
+func (o *objects) rules(gates []Gate) []*nftables.Rule {
+	var r []*nftables.Rule
+	for _, g := range gates {
+		r = append(r, zoneRule(o, g))
+	}
+	for _, f := range o.families {
+		r = append(r, markRule(o, f))
+	}
+	for _, g := range gates {
+		r = append(r, unallocatedRule(o, g))
+	}
+	for _, f := range o.families {
+		r = append(r, lockRule(o, f), noPeerRule(o, f))
+	}
+	for _, f := range o.families {
+		r = append(r, natRule(o, f, true))
+	}
+	for _, f := range o.families {
+		r = append(r, natRule(o, f, false))
+	}
+	return r
+}

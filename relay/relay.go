@@ -1,0 +1,158 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Marks of the legs this package installs share a prefix so that the daemon
+// can tell its conntrack entries from anybody else's.
+const (
+	// MarkPrefix is the top byte of every leg mark.
+	MarkPrefix uint32 = 0x52000000
+	// MarkMask selects the prefix bits of a mark.
+	MarkMask uint32 = 0xff000000
+	// MaxMarkIndex is the largest index that fits under MarkPrefix.
+	MaxMarkIndex uint32 = ^MarkMask
+)
+
+// Mark returns the leg mark with index i (i <= MaxMarkIndex).
+func Mark(i uint32) uint32 { return MarkPrefix | (i & MaxMarkIndex) }
+
+// IsMark reports whether m carries this package's prefix.
+func IsMark(m uint32) bool { return m&MarkMask == MarkPrefix && m != MarkPrefix }
+
+// Zone numbers set on flows entering a gate (DESIGN: one zone per direction).
+const (
+	ZoneA uint16 = 1
+	ZoneB uint16 = 2
+)
+
+// Gate is a relay address and port range whose flows are tracked in Zone.
+// Packets to a gate port that has no leg are dropped.
+type Gate struct {
+	Addr       netip.Addr
+	First      uint16
+	Last       uint16
+	Zone       uint16
+}
+
+// Leg is one direction of one stream: packets arriving at Gate are sent to
+// Peer from Source. A leg with an invalid Peer drops its packets (the peer is
+// not known yet). A leg with a valid Lock accepts new flows only from that
+// source address:port (RTP Bleed protection).
+type Leg struct {
+	Mark   uint32
+	Gate   netip.AddrPort
+	Peer   netip.AddrPort
+	Source netip.AddrPort
+	Lock   netip.AddrPort
+}
+
+// Validate reports what is wrong with l, before anything reaches the kernel.
+func (l Leg) Validate() error {
+	switch {
+	case !IsMark(l.Mark):
+		return fmt.Errorf("mark %#x is outside the relay's prefix %#x", l.Mark, MarkPrefix)
+	case !l.Gate.IsValid() || l.Gate.Port() == 0:
+		return fmt.Errorf("leg %#x: invalid gate %q", l.Mark, l.Gate)
+	case !l.Source.IsValid() || l.Source.Port() == 0:
+		return fmt.Errorf("leg %#x: invalid source %q", l.Mark, l.Source)
+	case l.Gate.Addr().Is4() != l.Source.Addr().Is4():
+		return fmt.Errorf("leg %#x: gate %s and source %s differ in family", l.Mark, l.Gate, l.Source)
+	case l.Peer.IsValid() && l.Peer.Addr().Is4() != l.Gate.Addr().Is4():
+		return fmt.Errorf("leg %#x: peer %s and gate %s differ in family", l.Mark, l.Peer, l.Gate)
+	case l.Lock.IsValid() && l.Lock.Addr().Is4() != l.Gate.Addr().Is4():
+		return fmt.Errorf("leg %#x: lock %s and gate %s differ in family", l.Mark, l.Lock, l.Gate)
+	}
+	return nil
+}
+
+// Batch is one transaction: Remove's legs vanish and Add's legs appear
+// together, or nothing changes. A leg changed in place is listed in both,
+// with its old value in Remove. Conntrack entries of every mark in Remove are
+// deleted after the transaction so that established flows stop following the
+// old data (DESIGN: stale entries).
+type Batch struct {
+	Remove []Leg
+	Add    []Leg
+}
+
+// Flow is a conntrack entry of one of the relay's legs.
+type Flow struct {
+	Mark    uint32
+	Zone    uint16
+	Src     netip.AddrPort // original source: the peer as the relay sees it
+	Dst     netip.AddrPort // original destination: the gate address:port
+	Packets uint64
+	Bytes   uint64
+	// Seen is when the event was received, or zero for dumped flows.
+	Seen time.Time
+}
+
+// Dataplane is the kernel state of the relay. Implementations are safe for
+// concurrent use.
+type Dataplane interface {
+	// Setup creates the table if needed and installs the rules for gates,
+	// keeping every installed leg.
+	Setup(ctx context.Context, gates []Gate) error
+	// Apply commits b as one transaction and flushes stale conntrack entries.
+	Apply(ctx context.Context, b Batch) error
+	// Legs lists the installed legs.
+	Legs(ctx context.Context) ([]Leg, error)
+	// Flows lists the conntrack entries of the given marks, or of every
+	// relay mark when none is given.
+	Flows(ctx context.Context, marks ...uint32) ([]Flow, error)
+	// Watch calls fn for every new flow of a relay mark until ctx is done.
+	// It returns nil on cancel.
+	Watch(ctx context.Context, fn func(Flow)) error
+	// Close releases the kernel connections; installed state stays.
+	Close() error
+}
+
+// OpError is a kernel operation that failed.
+type OpError struct {
+	Op  string
+	Err error
+}
+
+// Error reads "relay: <op>: <cause>".
+func (e *OpError) Error() string { return "relay: " + e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the kernel's error, so callers can errors.Is(err, unix.EPERM).
+func (e *OpError) Unwrap() error { return e.Err }
+
+func opError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var oe *OpError
+	if errors.As(err, &oe) {
+		return err
+	}
+	return &OpError{Op: op, Err: err}
+}
+
+// Validate checks every leg of b and that no gate or mark is added twice.
+func (b Batch) Validate() error {
+	marks := make(map[uint32]bool, len(b.Add))
+	gates := make(map[netip.AddrPort]bool, len(b.Add))
+	for _, l := range b.Remove {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+	}
+	for _, l := range b.Add {
+		if err := l.Validate(); err != nil {
+			return err
+		}
+		if marks[l.Mark] || gates[l.Gate] {
+			return fmt.Errorf("leg %#x: gate %s or mark added twice in one batch", l.Mark, l.Gate)
+		}
+		marks[l.Mark], gates[l.Gate] = true, true
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+// Package relaytest provides an in-memory relay.Dataplane for tests that
+// exercise sessions, timers and front ends without a kernel. It models the
+// kernel's transaction rules (a batch applies whole or not at all; removing
+// a missing leg or adding a duplicate fails) but forwards no packet: tests
+// that claim kernel behaviour belong in the integration package.
+package relaytest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+// Memory is an in-memory relay.Dataplane. The zero value is not usable; call
+// NewMemory. It is safe for concurrent use.
+type Memory struct {
+	mu      sync.Mutex
+	legs    map[uint32]relay.Leg
+	gates   []relay.Gate
+	flows   []relay.Flow
+	fail    error
+	applied int
+	flushed []uint32
+	events  chan relay.Flow
+}
+
+var _ relay.Dataplane = (*Memory)(nil)
+
+// NewMemory returns an empty dataplane.
+func NewMemory() *Memory {
+	return &Memory{legs: map[uint32]relay.Leg{}, events: make(chan relay.Flow, 64)}
+}
+
+// FailNext makes the next Apply or Setup fail with err and change nothing.
+func (m *Memory) FailNext(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = err
+}
+
+// Setup records gates.
+func (m *Memory) Setup(ctx context.Context, gates []relay.Gate) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.takeFailure(); err != nil {
+		return err
+	}
+	m.gates = append([]relay.Gate(nil), gates...)
+	return nil
+}
+
+func (m *Memory) takeFailure() error {
+	err := m.fail
+	m.fail = nil
+	return err
+}
+
+// Apply applies b whole or not at all, as the kernel's transaction does.
+func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
+	if err := b.Validate(); err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.takeFailure(); err != nil {
+		return err
+	}
+	next := make(map[uint32]relay.Leg, len(m.legs))
+	for k, v := range m.legs {
+		next[k] = v
+	}
+	for _, l := range b.Remove {
+		if next[l.Mark] != l {
+			return &relay.OpError{Op: "apply", Err: fmt.Errorf("remove leg %#x: %w", l.Mark, errNotInstalled)}
+		}
+		delete(next, l.Mark)
+	}
+	gates := make(map[netip.AddrPort]bool, len(next))
+	for _, l := range next {
+		gates[l.Gate] = true
+	}
+	for _, l := range b.Add {
+		if _, ok := next[l.Mark]; ok || gates[l.Gate] {
+			return &relay.OpError{Op: "apply", Err: fmt.Errorf("add leg %#x: %w", l.Mark, errInstalled)}
+		}
+		next[l.Mark], gates[l.Gate] = l, true
+	}
+	m.legs = next
+	m.applied++
+	for _, l := range b.Remove {
+		m.flushed = append(m.flushed, l.Mark)
+	}
+	return nil
+}
+
+var (
+	errNotInstalled = errors.New("not installed")
+	errInstalled    = errors.New("already installed")
+)
+
+// Legs returns the installed legs sorted by mark.
+func (m *Memory) Legs(ctx context.Context) ([]relay.Leg, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]relay.Leg, 0, len(m.legs))
+	for _, l := range m.legs {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Mark < out[j].Mark })
+	return out, nil
+}
+
+// Gates returns the gates of the last Setup.
+func (m *Memory) Gates() []relay.Gate {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]relay.Gate(nil), m.gates...)
+}
+
+// Applied counts successful batches.
+func (m *Memory) Applied() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.applied
+}
+
+// Flushed returns the marks whose flows removals would have flushed, in order.
+func (m *Memory) Flushed() []uint32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]uint32(nil), m.flushed...)
+}
+
+// SetFlows replaces what Flows reports.
+func (m *Memory) SetFlows(flows ...relay.Flow) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.flows = append([]relay.Flow(nil), flows...)
+}
+
+// Flows returns the flows set by SetFlows that carry one of marks (or all).
+func (m *Memory) Flows(ctx context.Context, marks ...uint32) ([]relay.Flow, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[uint32]bool{}
+	for _, mk := range marks {
+		want[mk] = true
+	}
+	var out []relay.Flow
+	for _, f := range m.flows {
+		if len(marks) == 0 || want[f.Mark] {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// Inject delivers f to the running Watch as a new-flow event.
+func (m *Memory) Inject(f relay.Flow) { m.events <- f }
+
+// Watch delivers injected flows to fn until ctx is done.
+func (m *Memory) Watch(ctx context.Context, fn func(relay.Flow)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-m.events:
+			fn(f)
+		}
+	}
+}
+
+// Close does nothing.
+func (m *Memory) Close() error { return nil }
