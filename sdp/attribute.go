@@ -8,7 +8,7 @@ func (p *parser) attribute(ln line) error {
 	v := p.text(span{ln.start + 2, ln.end})
 	name, _, hasValue := strings.Cut(v, ":")
 	if !hasValue {
-		name = strings.TrimRight(name, " \t")
+		name = strings.TrimRight(name, " \t\r")
 	}
 	if d, ok := parseDirection(name); ok {
 		p.direction(d)

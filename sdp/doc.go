@@ -11,7 +11,7 @@
 // byte offsets of the few tokens a relay must change (m= ports, c= and o=
 // addresses, a=rtcp, ICE lines), and [Session.Rewrite] splices new text into
 // the original bytes. Every other byte, including each line's own ending
-// (CRLF, LF or CR), unknown lines, attribute order and trailing blank lines,
+// (CRLF or LF), unknown lines, attribute order and trailing blank lines,
 // stays where the device put it.
 //
 // Parsing is lenient where devices are harmlessly sloppy (unknown line types,

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// Parse parses an SDP body. Lines may end in CRLF, LF or a lone CR, and the
+// Parse parses an SDP body. Lines may end in CRLF or LF, and the
 // last line may have no ending. The first non-blank line must be "v=0";
 // s=, t= and unknown lines are optional and kept as they are. An invalid m=
 // port, c= address, o= line or a=rtcp attribute is refused with a
@@ -65,18 +65,19 @@ func (p *parser) parse() error {
 	return nil
 }
 
-// nextLine returns the line starting at pos.
+// nextLine returns the line starting at pos. Lines end in LF or CRLF; a
+// lone CR is content, which keeps line structure stable when lines are
+// inserted or removed.
 func nextLine(raw string, pos int) line {
-	i := strings.IndexAny(raw[pos:], "\r\n")
+	i := strings.IndexByte(raw[pos:], '\n')
 	if i < 0 {
 		return line{pos, len(raw), len(raw)}
 	}
 	end := pos + i
-	next := end + 1
-	if raw[end] == '\r' && next < len(raw) && raw[next] == '\n' {
-		next++
+	if end > pos && raw[end-1] == '\r' {
+		end--
 	}
-	return line{pos, end, next}
+	return line{pos, end, pos + i + 1}
 }
 
 // version checks the v= line (RFC 8866 §5.1), skipping leading blank lines.
@@ -234,17 +235,17 @@ func (p *parser) address(typ, addr span, what string) (netip.Addr, error) {
 	return a, nil
 }
 
-// fields splits raw[start:end] at runs of spaces and tabs. The result is
+// fields splits raw[start:end] at runs of spaces, tabs and stray CRs. The result is
 // reused by the next call.
 func (p *parser) fields(start, end int) []span {
 	raw := p.s.raw
 	p.toks = p.toks[:0]
 	for i := start; i < end; {
-		for i < end && (raw[i] == ' ' || raw[i] == '\t') {
+		for i < end && isSpace(raw[i]) {
 			i++
 		}
 		j := i
-		for j < end && raw[j] != ' ' && raw[j] != '\t' {
+		for j < end && !isSpace(raw[j]) {
 			j++
 		}
 		if j > i {
@@ -281,3 +282,5 @@ func parseUint16(s string) (int, bool) {
 	}
 	return n, n <= 65535
 }
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
