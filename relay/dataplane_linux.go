@@ -170,7 +170,7 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 		return fmt.Errorf("relay: %w", err)
 	}
 	if len(b.Remove)+len(b.Add) == 0 {
-		return nil
+		return d.flushFlows(nil, b.Flush)
 	}
 	del, add := elements{}, elements{}
 	for _, l := range b.Remove {
@@ -191,21 +191,24 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 	if err != nil {
 		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), err)
 	}
-	return d.flushFlows(b.Remove)
+	return d.flushFlows(b.Remove, b.Flush)
 }
 
-// flushFlows deletes the conntrack entries of legs' marks.
-func (d *nftDataplane) flushFlows(legs []Leg) error {
+// flushFlows deletes the conntrack entries of legs' marks and of marks.
+func (d *nftDataplane) flushFlows(legs []Leg, marks []uint32) error {
 	d.ctMu.Lock()
 	defer d.ctMu.Unlock()
-	done := make(map[uint32]bool, len(legs))
 	for _, l := range legs {
-		if done[l.Mark] {
+		marks = append(marks, l.Mark)
+	}
+	done := make(map[uint32]bool, len(marks))
+	for _, m := range marks {
+		if done[m] || !IsMark(m) {
 			continue
 		}
-		done[l.Mark] = true
-		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(l.Mark)); err != nil {
-			return opError(fmt.Sprintf("flush flows of leg %#x", l.Mark), err)
+		done[m] = true
+		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(m)); err != nil {
+			return opError(fmt.Sprintf("flush flows of leg %#x", m), err)
 		}
 	}
 	return nil

@@ -79,6 +79,9 @@ func (l Leg) Validate() error {
 type Batch struct {
 	Remove []Leg
 	Add    []Leg
+	// Flush lists further marks whose conntrack entries are deleted, such
+	// as orphans of legs that no longer exist.
+	Flush []uint32
 }
 
 // Flow is a conntrack entry of one of the relay's legs.

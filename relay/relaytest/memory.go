@@ -95,6 +95,7 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 	for _, l := range b.Remove {
 		m.flushed = append(m.flushed, l.Mark)
 	}
+	m.flushed = append(m.flushed, b.Flush...)
 	return nil
 }
 

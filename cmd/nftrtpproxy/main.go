@@ -1,0 +1,105 @@
+// Command nftrtpproxy is the media relay daemon: it reads a TOML
+// configuration of switchboards, installs its nftables table, restores its
+// sessions from the journal in the state directory, and serves the control
+// APIs until SIGTERM or SIGINT. Media is relayed by the kernel; the daemon
+// only installs and removes state, so stopping it (even with SIGKILL) does
+// not interrupt calls.
+//
+// Usage:
+//
+//	nftrtpproxy -config /etc/nftrtpproxy/nftrtpproxy.toml [-log-level debug]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"golang.org/x/sync/errgroup"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	configPath := flag.String("config", "/etc/nftrtpproxy/nftrtpproxy.toml", "configuration file (TOML)")
+	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Println("nftrtpproxy", version)
+		return
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(*level)); err != nil {
+		fmt.Fprintf(os.Stderr, "nftrtpproxy: -log-level %q: %v\n", *level, err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, *configPath, log); err != nil {
+		log.Error("nftrtpproxy stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, configPath string, log *slog.Logger) error {
+	cfg, err := switchboard.LoadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	checkSysctls(log)
+	dp, err := relay.Open(relay.Options{})
+	if err != nil {
+		return err
+	}
+	defer dp.Close()
+	mgr := switchboard.NewManager(cfg, dp, switchboard.Options{Logger: log})
+	defer mgr.Close()
+	if err := mgr.Start(ctx); err != nil {
+		return err
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return mgr.Run(ctx) })
+	if cfg.Control.HTTP != "" {
+		l, err := net.Listen("tcp", cfg.Control.HTTP)
+		if err != nil {
+			return fmt.Errorf("control http: %w", err)
+		}
+		api := httpapi.NewServer(mgr, log.With("frontend", "http"))
+		g.Go(func() error { return api.Run(ctx, l) })
+		log.Info("serving native API", "http", l.Addr().String())
+	}
+	log.Info("nftrtpproxy ready", "version", version, "switchboards", len(cfg.Switchboards))
+	err = g.Wait()
+	log.Info("nftrtpproxy shutting down; kernel state stays so calls keep flowing")
+	return err
+}
+
+// checkSysctls warns about kernel settings the relay depends on; it does
+// not change them (they belong to the operator).
+func checkSysctls(log *slog.Logger) {
+	for _, c := range []struct{ path, want, why string }{
+		{"/proc/sys/net/ipv4/ip_forward", "1", "relayed IPv4 media is not forwarded"},
+		{"/proc/sys/net/netfilter/nf_conntrack_acct", "1", "per-session packet counters stay at zero"},
+	} {
+		b, err := os.ReadFile(c.path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil && strings.TrimSpace(string(b)) != c.want {
+			log.Warn("kernel setting differs from what the relay needs", "sysctl", c.path, "want", c.want, "effect", c.why)
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+)
+
+// Sessions is what the API needs from the session manager.
+type Sessions interface {
+	Alloc(ctx context.Context, r switchboard.AllocRequest) (*switchboard.Session, error)
+	Update(ctx context.Context, id string, r switchboard.UpdateRequest) (*switchboard.Session, error)
+	AdjustTimeout(ctx context.Context, id string, to switchboard.State) (*switchboard.Session, error)
+	Delete(ctx context.Context, id string) error
+	Show(ctx context.Context, id string) (*switchboard.Details, error)
+	List() []*switchboard.Session
+	Find(from, to string) ([]switchboard.Route, error)
+	Switchboards() []*switchboard.Switchboard
+}
+
+// Server serves the API over a listener.
+type Server struct {
+	sessions Sessions
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// NewServer returns a server over s; a nil logger discards.
+func NewServer(s Sessions, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv := &Server{sessions: s, log: log, mux: http.NewServeMux()}
+	srv.routes()
+	return srv
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Run serves on l until ctx is done, then shuts down gracefully. It returns
+// nil on cancel.
+func (s *Server) Run(ctx context.Context, l net.Listener) error {
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http api: %w", err)
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		return nil
+	}
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /v1/switchboards", s.switchboards)
+	s.mux.HandleFunc("POST /v1/sessions", s.alloc)
+	s.mux.HandleFunc("GET /v1/sessions", s.list)
+	s.mux.HandleFunc("GET /v1/sessions/{id}", s.show)
+	s.mux.HandleFunc("PATCH /v1/sessions/{id}", s.update)
+	s.mux.HandleFunc("POST /v1/sessions/{id}/timeout", s.adjust)
+	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.delete)
+	s.mux.HandleFunc("GET /v1/find", s.find)
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+}
+
+// Gate and SwitchboardView are the JSON shapes of the configuration.
+type Gate struct {
+	Name    string `json:"name,omitempty"`
+	Address string `json:"address"`
+	Ports   string `json:"ports"`
+}
+
+// SwitchboardView is a switchboard as the API shows it.
+type SwitchboardView struct {
+	Name  string `json:"name"`
+	GateA Gate   `json:"gate_a"`
+	GateB Gate   `json:"gate_b"`
+}
+
+func (s *Server) switchboards(w http.ResponseWriter, r *http.Request) {
+	var out []SwitchboardView
+	for _, sb := range s.sessions.Switchboards() {
+		out = append(out, SwitchboardView{Name: sb.Name,
+			GateA: Gate{sb.A.Name, sb.A.Addr.String(), sb.A.Ports.String()},
+			GateB: Gate{sb.B.Name, sb.B.Addr.String(), sb.B.Ports.String()}})
+	}
+	reply(w, http.StatusOK, out)
+}
+
+func (s *Server) alloc(w http.ResponseWriter, r *http.Request) {
+	var req switchboard.AllocRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	sess, err := s.sessions.Alloc(r.Context(), req)
+	s.answer(w, http.StatusCreated, sess, err)
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	reply(w, http.StatusOK, s.sessions.List())
+}
+
+func (s *Server) show(w http.ResponseWriter, r *http.Request) {
+	d, err := s.sessions.Show(r.Context(), r.PathValue("id"))
+	s.answer(w, http.StatusOK, d, err)
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request) {
+	var req switchboard.UpdateRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	sess, err := s.sessions.Update(r.Context(), r.PathValue("id"), req)
+	s.answer(w, http.StatusOK, sess, err)
+}
+
+// TimeoutRequest is the body of adjust-timeout.
+type TimeoutRequest struct {
+	State switchboard.State `json:"state"`
+}
+
+func (s *Server) adjust(w http.ResponseWriter, r *http.Request) {
+	var req TimeoutRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	sess, err := s.sessions.AdjustTimeout(r.Context(), r.PathValue("id"), req.State)
+	s.answer(w, http.StatusOK, sess, err)
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	err := s.sessions.Delete(r.Context(), r.PathValue("id"))
+	s.answer(w, http.StatusOK, map[string]string{"deleted": r.PathValue("id")}, err)
+}
+
+func (s *Server) find(w http.ResponseWriter, r *http.Request) {
+	routes, err := s.sessions.Find(r.URL.Query().Get("from"), r.URL.Query().Get("to"))
+	s.answer(w, http.StatusOK, routes, err)
+}
+
+// maxBody bounds request bodies (an SDP is a few kilobytes).
+const maxBody = 1 << 20
+
+// decode reads a strict JSON body into v; unknown fields are errors.
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		reply(w, http.StatusBadRequest, ErrorBody{Error: "request body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+// ErrorBody is the JSON of every error reply.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+func (s *Server) answer(w http.ResponseWriter, ok int, v any, err error) {
+	if err == nil {
+		reply(w, ok, v)
+		return
+	}
+	code := statusOf(err)
+	if code == http.StatusInternalServerError {
+		s.log.Error("request failed", "err", err)
+	}
+	reply(w, code, ErrorBody{Error: err.Error()})
+}
+
+// statusOf maps domain errors to HTTP statuses, in one place.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, switchboard.ErrNotFound), errors.Is(err, switchboard.ErrUnknownSwitchboard):
+		return http.StatusNotFound
+	case errors.Is(err, switchboard.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, switchboard.ErrPortsExhausted):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func reply(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

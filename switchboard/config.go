@@ -1,0 +1,338 @@
+package switchboard
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is the validated daemon configuration.
+type Config struct {
+	// StateDir holds the session journal.
+	StateDir string
+	// Control lists the addresses of the control front ends.
+	Control Control
+	// Switchboards in file order; names are unique.
+	Switchboards []*Switchboard
+}
+
+// Control holds the listen addresses of the control protocols. An empty
+// address disables that front end.
+type Control struct {
+	HTTP               string
+	NG                 string
+	RTPProxy           string
+	LRKProxy           string
+	MediaProxy         string
+	DefaultSwitchboard string
+}
+
+// Timeouts are the per-switchboard session timers of iptrtpproxy.
+type Timeouts struct {
+	// LearningA and LearningB are how long after alloc, update or answer
+	// each gate takes the first packet's source as its peer's real address.
+	LearningA, LearningB time.Duration
+	// AlwaysLearnA and AlwaysLearnB keep following the source (handover).
+	AlwaysLearnA, AlwaysLearnB bool
+	// Ringing is how long an unanswered session lives.
+	Ringing time.Duration
+}
+
+// Gate is one side of a switchboard: a relay address and a port range.
+type Gate struct {
+	Name  string
+	Addr  netip.Addr
+	Ports PortRange
+}
+
+// Switchboard joins gate-a and gate-b. Media entering one gate leaves at the
+// other.
+type Switchboard struct {
+	Name     string
+	A, B     Gate
+	Timeouts Timeouts
+}
+
+// PortRange is an inclusive range of UDP ports.
+type PortRange struct{ First, Last uint16 }
+
+// String formats r as "first-last".
+func (r PortRange) String() string { return fmt.Sprintf("%d-%d", r.First, r.Last) }
+
+// Pairs is the number of even/odd (RTP/RTCP) port pairs in r.
+func (r PortRange) Pairs() int {
+	first := int(r.First) + int(r.First)%2
+	if int(r.Last) < first+1 {
+		return 0
+	}
+	return (int(r.Last)-first+1)/2
+}
+
+func (r PortRange) overlaps(o PortRange) bool { return r.First <= o.Last && o.First <= r.Last }
+
+// The raw layer mirrors the TOML file; validate turns it into Config.
+type rawConfig struct {
+	StateDir    string           `toml:"state-dir"`
+	Control     rawControl       `toml:"control"`
+	Defaults    rawTimeouts      `toml:"defaults"`
+	Switchboard []rawSwitchboard `toml:"switchboard"`
+}
+
+type rawControl struct {
+	HTTP               *string `toml:"http"`
+	NG                 string  `toml:"ng"`
+	RTPProxy           string  `toml:"rtpproxy"`
+	LRKProxy           string  `toml:"lrkproxy"`
+	MediaProxy         string  `toml:"mediaproxy"`
+	DefaultSwitchboard string  `toml:"default-switchboard"`
+}
+
+type rawTimeouts struct {
+	LearningA    *duration `toml:"learning-timeout-a"`
+	LearningB    *duration `toml:"learning-timeout-b"`
+	AlwaysLearnA *bool     `toml:"always-learn-a"`
+	AlwaysLearnB *bool     `toml:"always-learn-b"`
+	Ringing      *duration `toml:"ringing-timeout"`
+}
+
+type rawSwitchboard struct {
+	Name string  `toml:"name"`
+	A    rawGate `toml:"gate-a"`
+	B    rawGate `toml:"gate-b"`
+	rawTimeouts
+}
+
+type rawGate struct {
+	Name    string `toml:"name"`
+	Address string `toml:"address"`
+	Ports   string `toml:"ports"`
+}
+
+// duration reads "10s" or an integer number of seconds.
+type duration time.Duration
+
+func (d *duration) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case int64:
+		if v < 0 {
+			return fmt.Errorf("negative duration %d", v)
+		}
+		*d = duration(time.Duration(v) * time.Second)
+	case string:
+		p, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q (want \"10s\" or seconds)", v)
+		}
+		if p < 0 {
+			return fmt.Errorf("negative duration %q", v)
+		}
+		*d = duration(p)
+	default:
+		return fmt.Errorf("invalid duration %v (want \"10s\" or seconds)", v)
+	}
+	return nil
+}
+
+// DefaultTimeouts apply where neither [defaults] nor a switchboard sets one.
+var defaultTimeouts = Timeouts{LearningA: 10 * time.Second, LearningB: 10 * time.Second, Ringing: 90 * time.Second}
+
+// DefaultHTTP is the native API's address when [control] http is not set.
+const DefaultHTTP = "127.0.0.1:7780"
+
+// LoadConfig reads and validates the TOML file at path.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes and validates a TOML document. Unknown keys, duplicate
+// names and overlapping port ranges are errors.
+func ParseConfig(b []byte) (*Config, error) {
+	var raw rawConfig
+	md, err := toml.Decode(string(b), &raw)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
+		}
+		return nil, err
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = strconv.Quote(k.String())
+		}
+		return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
+	}
+	return raw.validate()
+}
+
+func (r rawConfig) validate() (*Config, error) {
+	c := &Config{StateDir: r.StateDir, Control: r.Control.validate()}
+	if c.StateDir == "" {
+		return nil, errors.New(`"state-dir" is required`)
+	}
+	defaults := r.Defaults.over(defaultTimeouts)
+	seen := map[string]bool{}
+	for i, rs := range r.Switchboard {
+		sb, err := rs.validate(defaults)
+		if err != nil {
+			if rs.Name == "" {
+				return nil, fmt.Errorf("switchboard %d: %w", i+1, err)
+			}
+			return nil, fmt.Errorf("switchboard %q: %w", rs.Name, err)
+		}
+		if seen[sb.Name] {
+			return nil, fmt.Errorf("switchboard %q: defined twice", sb.Name)
+		}
+		seen[sb.Name] = true
+		c.Switchboards = append(c.Switchboards, sb)
+	}
+	if len(c.Switchboards) == 0 {
+		return nil, errors.New("no [[switchboard]] defined")
+	}
+	if err := checkOverlaps(c.Switchboards); err != nil {
+		return nil, err
+	}
+	if d := c.Control.DefaultSwitchboard; d != "" && !seen[d] {
+		return nil, fmt.Errorf("control: default-switchboard %q is not defined", d)
+	}
+	return c, nil
+}
+
+func (r rawControl) validate() Control {
+	c := Control{HTTP: DefaultHTTP, NG: r.NG, RTPProxy: r.RTPProxy, LRKProxy: r.LRKProxy,
+		MediaProxy: r.MediaProxy, DefaultSwitchboard: r.DefaultSwitchboard}
+	if r.HTTP != nil {
+		c.HTTP = *r.HTTP
+	}
+	return c
+}
+
+// over returns base with r's settings applied on top.
+func (r rawTimeouts) over(base Timeouts) Timeouts {
+	t := base
+	if r.LearningA != nil {
+		t.LearningA = time.Duration(*r.LearningA)
+	}
+	if r.LearningB != nil {
+		t.LearningB = time.Duration(*r.LearningB)
+	}
+	if r.AlwaysLearnA != nil {
+		t.AlwaysLearnA = *r.AlwaysLearnA
+	}
+	if r.AlwaysLearnB != nil {
+		t.AlwaysLearnB = *r.AlwaysLearnB
+	}
+	if r.Ringing != nil {
+		t.Ringing = time.Duration(*r.Ringing)
+	}
+	return t
+}
+
+func (r rawSwitchboard) validate(defaults Timeouts) (*Switchboard, error) {
+	if r.Name == "" {
+		return nil, errors.New(`"name" is required`)
+	}
+	a, err := r.A.validate("gate-a")
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.B.validate("gate-b")
+	if err != nil {
+		return nil, err
+	}
+	if a.Addr.Is4() != b.Addr.Is4() {
+		return nil, fmt.Errorf("gate-a %s and gate-b %s: gates of one switchboard share an address family", a.Addr, b.Addr)
+	}
+	if a.Name != "" && a.Name == b.Name {
+		return nil, fmt.Errorf("gate-a and gate-b are both named %q", a.Name)
+	}
+	sb := &Switchboard{Name: r.Name, A: a, B: b, Timeouts: r.rawTimeouts.over(defaults)}
+	if sb.Timeouts.Ringing <= 0 {
+		return nil, errors.New(`"ringing-timeout" must be above zero`)
+	}
+	return sb, nil
+}
+
+func (r rawGate) validate(which string) (Gate, error) {
+	g := Gate{Name: r.Name}
+	a, err := netip.ParseAddr(r.Address)
+	if err != nil || a.Zone() != "" {
+		return g, fmt.Errorf("%s: invalid address %q", which, r.Address)
+	}
+	if a.IsUnspecified() || a.IsMulticast() {
+		return g, fmt.Errorf("%s: address %q cannot be a gate (unspecified or multicast)", which, r.Address)
+	}
+	g.Addr = a.Unmap()
+	if g.Ports, err = parsePorts(r.Ports); err != nil {
+		return g, fmt.Errorf("%s: ports %q: %w", which, r.Ports, err)
+	}
+	return g, nil
+}
+
+func parsePorts(s string) (PortRange, error) {
+	lo, hi, ok := strings.Cut(s, "-")
+	if !ok {
+		return PortRange{}, errors.New(`want "first-last"`)
+	}
+	first, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+	last, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+	switch {
+	case err1 != nil || err2 != nil || first == 0 || last == 0:
+		return PortRange{}, errors.New("ports are numbers from 1 to 65535")
+	case first > last:
+		return PortRange{}, errors.New("start above end")
+	}
+	r := PortRange{First: uint16(first), Last: uint16(last)}
+	if r.Pairs() == 0 {
+		return PortRange{}, errors.New("holds no even/odd port pair for RTP and RTCP")
+	}
+	return r, nil
+}
+
+// checkOverlaps rejects two gates on one address with overlapping ports.
+func checkOverlaps(sbs []*Switchboard) error {
+	type named struct {
+		where string
+		g     Gate
+	}
+	var gates []named
+	for _, sb := range sbs {
+		gates = append(gates,
+			named{fmt.Sprintf("switchboard %q gate-a", sb.Name), sb.A},
+			named{fmt.Sprintf("switchboard %q gate-b", sb.Name), sb.B})
+	}
+	for i, x := range gates {
+		for _, y := range gates[:i] {
+			if x.g.Addr == y.g.Addr && x.g.Ports.overlaps(y.g.Ports) {
+				return fmt.Errorf("%s ports %q overlap %s ports %q on %s",
+					x.where, x.g.Ports, y.where, y.g.Ports, x.g.Addr)
+			}
+		}
+	}
+	return nil
+}
+
+// Switchboard returns the switchboard called name, or nil.
+func (c *Config) Switchboard(name string) *Switchboard {
+	for _, sb := range c.Switchboards {
+		if sb.Name == name {
+			return sb
+		}
+	}
+	return nil
+}

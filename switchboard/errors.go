@@ -1,0 +1,16 @@
+package switchboard
+
+import "errors"
+
+// Errors callers branch on (front ends map them to their protocol's replies).
+// They are wrapped with the context of what failed.
+var (
+	// ErrNotFound: no session has the given id.
+	ErrNotFound = errors.New("no such session")
+	// ErrUnknownSwitchboard: no switchboard has the given name.
+	ErrUnknownSwitchboard = errors.New("no such switchboard")
+	// ErrPortsExhausted: a gate has no free port pair left.
+	ErrPortsExhausted = errors.New("no free port pair")
+	// ErrInvalid: the request itself is wrong.
+	ErrInvalid = errors.New("invalid request")
+)

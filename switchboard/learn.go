@@ -1,0 +1,111 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"golang.org/x/sync/errgroup"
+)
+
+// Run fires timers and learns peers from the kernel's new-flow events until
+// ctx is done. It returns nil on cancel.
+func (m *Manager) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.runTimers(ctx) })
+	g.Go(func() error { return m.watch(ctx) })
+	return g.Wait()
+}
+
+// watch keeps a conntrack event subscription. After (re)subscribing it reads
+// the flows that exist, so events missed while not subscribed still teach.
+func (m *Manager) watch(ctx context.Context) error {
+	for {
+		done := make(chan error, 1)
+		go func() { done <- m.dp.Watch(ctx, m.Learn) }()
+		select {
+		case err := <-done:
+			if ctx.Err() != nil {
+				return nil
+			}
+			m.log.Warn("conntrack event watch ended; resubscribing", "err", err)
+		case <-time.After(200 * time.Millisecond):
+			m.scanFlows(ctx)
+			if err := <-done; ctx.Err() == nil {
+				m.log.Warn("conntrack event watch ended; resubscribing", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (m *Manager) scanFlows(ctx context.Context) {
+	flows, err := m.dp.Flows(ctx)
+	if err != nil {
+		m.log.Warn("reading flows to learn from failed", "err", err)
+		return
+	}
+	for _, f := range flows {
+		m.Learn(f)
+	}
+}
+
+// Learn takes the source of a new flow into a gate as that side's real
+// address, if the gate is learning: the first source within the learning
+// window wins and locks the gate; an always-learn gate follows every new
+// source. The opposite leg is re-pointed and its stale flows deleted.
+func (m *Manager) Learn(f relay.Flow) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	idx, sideA, rtcp := legSide(f.Mark)
+	e := m.byIndex[idx]
+	if e == nil || !f.Src.IsValid() {
+		return
+	}
+	s := e.s
+	t := m.boards[s.Switchboard].sb.Timeouts
+	p, always, gate := &s.A, t.AlwaysLearnA, s.GateA
+	if !sideA {
+		p, always, gate = &s.B, t.AlwaysLearnB, s.GateB
+	}
+	if rtcp {
+		gate = netipAddPort(gate, 1)
+	}
+	if f.Dst != gate {
+		return // a flow of a previous owner of this mark
+	}
+	learned := p.Learned.RTP
+	if rtcp {
+		learned = p.Learned.RTCP
+	}
+	now := m.now()
+	if learned == f.Src || (!always && (learned.IsValid() || !now.Before(p.LearnUntil))) {
+		return
+	}
+	next := s.clone()
+	np := &next.A
+	if !sideA {
+		np = &next.B
+	}
+	if rtcp {
+		np.Learned.RTCP = f.Src
+	} else {
+		np.Learned.RTP = f.Src
+	}
+	if err := m.commit(context.Background(), e, next, false); err != nil {
+		m.log.Error("learning a peer failed", "session", s.ID, "source", f.Src, "err", err)
+		return
+	}
+	m.log.Info("peer learned", "session", s.ID, "side", sideName(sideA), "rtcp", rtcp, "source", f.Src)
+}
+
+func sideName(a bool) string {
+	if a {
+		return "a"
+	}
+	return "b"
+}

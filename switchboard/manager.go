@@ -1,0 +1,385 @@
+package switchboard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+// Options tune a Manager. The zero value is usable.
+type Options struct {
+	// Logger receives decisions (alloc, learn, expire); nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Manager owns the sessions of every switchboard: their ports, timers,
+// journal and kernel legs. Its methods are safe for concurrent use; they are
+// serialised, one kernel transaction per request.
+type Manager struct {
+	cfg *Config
+	dp  relay.Dataplane
+	log *slog.Logger
+	now func() time.Time
+
+	mu        sync.Mutex
+	boards    map[string]*board
+	sessions  map[string]*entry
+	byIndex   map[uint32]*entry
+	nextIndex uint32
+	j         *journal
+	timers    timerQueue
+	wake      chan struct{}
+}
+
+type board struct {
+	sb   *Switchboard
+	a, b *ports
+}
+
+// entry is a session and the legs the kernel holds for it.
+type entry struct {
+	s         *Session
+	installed []relay.Leg
+}
+
+// maxIndex keeps 4*index within relay.MaxMarkIndex.
+const maxIndex = relay.MaxMarkIndex / legsPerSession
+
+// NewManager returns a Manager for cfg over dp. Call Start before use.
+func NewManager(cfg *Config, dp relay.Dataplane, opts Options) *Manager {
+	m := &Manager{cfg: cfg, dp: dp, log: opts.Logger, now: opts.Now,
+		boards: map[string]*board{}, sessions: map[string]*entry{}, byIndex: map[uint32]*entry{},
+		nextIndex: 1, wake: make(chan struct{}, 1)}
+	if m.log == nil {
+		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	for _, sb := range cfg.Switchboards {
+		m.boards[sb.Name] = &board{sb: sb, a: newPorts(sb.A.Ports), b: newPorts(sb.B.Ports)}
+	}
+	return m
+}
+
+// AllocRequest asks for a session on a switchboard. A and B are the peers'
+// signalled addresses; either may be empty (not known yet: its packets are
+// dropped until an update names it or learning finds it).
+type AllocRequest struct {
+	Switchboard string            `json:"switchboard"`
+	A           Endpoint          `json:"a"`
+	B           Endpoint          `json:"b"`
+	Ringing     bool              `json:"ringing,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+}
+
+// UpdateRequest changes a session's signalled peers (a re-INVITE). A nil
+// side stays as it is; a changed side forgets what it learned and learns
+// again.
+type UpdateRequest struct {
+	A      *Endpoint         `json:"a,omitempty"`
+	B      *Endpoint         `json:"b,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Alloc creates a session: a port pair on each gate and its four legs in the
+// kernel, in one transaction.
+func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	bd := m.boards[r.Switchboard]
+	if bd == nil {
+		return nil, fmt.Errorf("switchboard %q: %w", r.Switchboard, ErrUnknownSwitchboard)
+	}
+	if err := checkPeers(bd.sb, r.A, r.B); err != nil {
+		return nil, err
+	}
+	s, err := m.newSession(bd, r)
+	if err != nil {
+		return nil, err
+	}
+	e := &entry{s: s}
+	if err := m.commit(ctx, e, s, true); err != nil {
+		bd.a.release(s.GateA.Port())
+		bd.b.release(s.GateB.Port())
+		return nil, err
+	}
+	m.log.Info("session allocated", "session", s.ID, "switchboard", s.Switchboard,
+		"gate_a", s.GateA, "gate_b", s.GateB, "state", s.State)
+	return s.clone(), nil
+}
+
+func checkPeers(sb *Switchboard, a, b Endpoint) error {
+	if err := checkFamily("a", a, sb.A.Addr); err != nil {
+		return fmt.Errorf("switchboard %q: %w: %w", sb.Name, ErrInvalid, err)
+	}
+	if err := checkFamily("b", b, sb.B.Addr); err != nil {
+		return fmt.Errorf("switchboard %q: %w: %w", sb.Name, ErrInvalid, err)
+	}
+	return nil
+}
+
+func (m *Manager) newSession(bd *board, r AllocRequest) (*Session, error) {
+	pa, ok := bd.a.take()
+	if !ok {
+		return nil, fmt.Errorf("switchboard %q: gate-a %s ports %s: %w", bd.sb.Name, bd.sb.A.Addr, bd.sb.A.Ports, ErrPortsExhausted)
+	}
+	pb, ok := bd.b.take()
+	if !ok {
+		bd.a.release(pa)
+		return nil, fmt.Errorf("switchboard %q: gate-b %s ports %s: %w", bd.sb.Name, bd.sb.B.Addr, bd.sb.B.Ports, ErrPortsExhausted)
+	}
+	idx, err := m.newIndex()
+	if err != nil {
+		bd.a.release(pa)
+		bd.b.release(pb)
+		return nil, err
+	}
+	now := m.now()
+	s := &Session{ID: newID(), Switchboard: bd.sb.Name, Index: idx,
+		GateA: netip.AddrPortFrom(bd.sb.A.Addr, pa), GateB: netip.AddrPortFrom(bd.sb.B.Addr, pb),
+		A: Peer{Signalled: r.A}, B: Peer{Signalled: r.B}, State: Active,
+		Created: now, Updated: now, Labels: r.Labels}
+	if r.Ringing {
+		s.State, s.Expires = Ringing, now.Add(bd.sb.Timeouts.Ringing)
+	}
+	openLearning(s, bd.sb.Timeouts, now, true, true)
+	return s, nil
+}
+
+// openLearning opens the learning windows of the given sides. While ringing
+// they stay open until the ringing deadline.
+func openLearning(s *Session, t Timeouts, now time.Time, a, b bool) {
+	if a {
+		s.A.LearnUntil = now.Add(t.LearningA)
+	}
+	if b {
+		s.B.LearnUntil = now.Add(t.LearningB)
+	}
+	if s.State == Ringing {
+		if a {
+			s.A.LearnUntil = s.Expires
+		}
+		if b {
+			s.B.LearnUntil = s.Expires
+		}
+	}
+}
+
+func (m *Manager) newIndex() (uint32, error) {
+	for range len(m.byIndex) + 1 {
+		i := m.nextIndex
+		m.nextIndex++
+		if m.nextIndex > maxIndex {
+			m.nextIndex = 1
+		}
+		if m.byIndex[i] == nil {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: all %d session marks in use", ErrPortsExhausted, maxIndex)
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// commit makes next the state of e: kernel first (one transaction), then the
+// journal. If the journal fails the kernel is rolled back, so an error leaves
+// both as they were.
+func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew bool) error {
+	bd := m.boards[next.Switchboard]
+	l := next.legs(bd.sb.Timeouts, m.now())
+	want := l[:]
+	batch := diffLegs(e.installed, want)
+	if err := m.dp.Apply(ctx, batch); err != nil {
+		return fmt.Errorf("session %s: %w", next.ID, err)
+	}
+	if err := m.j.put(next, isNew); err != nil {
+		undo := diffLegs(want, e.installed)
+		if uerr := m.dp.Apply(ctx, undo); uerr != nil {
+			err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
+		}
+		return fmt.Errorf("session %s: %w", next.ID, err)
+	}
+	e.s, e.installed = next, want
+	m.sessions[next.ID], m.byIndex[next.Index] = e, e
+	m.schedule(next)
+	if m.j.needsCompaction() {
+		if err := m.compact(); err != nil {
+			m.log.Error("journal compaction failed", "err", err)
+		}
+	}
+	return nil
+}
+
+func (m *Manager) compact() error {
+	all := make(map[string]*Session, len(m.sessions))
+	for id, e := range m.sessions {
+		all[id] = e.s
+	}
+	return m.j.compact(all)
+}
+
+func (m *Manager) get(id string) (*entry, error) {
+	e := m.sessions[id]
+	if e == nil {
+		return nil, fmt.Errorf("session %q: %w", id, ErrNotFound)
+	}
+	return e, nil
+}
+
+// Update applies a re-INVITE: changed peers are re-pointed at once and the
+// stale flows towards their old addresses are deleted.
+func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.get(id)
+	if err != nil {
+		return nil, err
+	}
+	bd := m.boards[e.s.Switchboard]
+	next := e.s.clone()
+	var a, b Endpoint
+	if r.A != nil {
+		a = *r.A
+	}
+	if r.B != nil {
+		b = *r.B
+	}
+	if err := checkPeers(bd.sb, a, b); err != nil {
+		return nil, fmt.Errorf("session %s: %w", id, err)
+	}
+	now := m.now()
+	changedA := r.A != nil && *r.A != next.A.Signalled
+	changedB := r.B != nil && *r.B != next.B.Signalled
+	if changedA {
+		next.A = Peer{Signalled: *r.A}
+	}
+	if changedB {
+		next.B = Peer{Signalled: *r.B}
+	}
+	openLearning(next, bd.sb.Timeouts, now, changedA, changedB)
+	for k, v := range r.Labels {
+		if next.Labels == nil {
+			next.Labels = map[string]string{}
+		}
+		next.Labels[k] = v
+	}
+	next.Updated = now
+	if err := m.commit(ctx, e, next, false); err != nil {
+		return nil, err
+	}
+	m.log.Info("session updated", "session", id, "a", next.A.Signalled.RTP, "b", next.B.Signalled.RTP)
+	return next.clone(), nil
+}
+
+// AdjustTimeout switches a session between ringing and active. Answering
+// (ringing → active) ends the ringing deadline and starts the learning
+// windows; active → ringing starts a new ringing deadline.
+func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if to != Ringing && to != Active {
+		return nil, fmt.Errorf("session %s: %w: timeout %q is neither %q nor %q", id, ErrInvalid, to, Ringing, Active)
+	}
+	bd := m.boards[e.s.Switchboard]
+	next, now := e.s.clone(), m.now()
+	next.State, next.Expires, next.Updated = to, time.Time{}, now
+	if to == Ringing {
+		next.Expires = now.Add(bd.sb.Timeouts.Ringing)
+	}
+	openLearning(next, bd.sb.Timeouts, now, true, true)
+	if err := m.commit(ctx, e, next, false); err != nil {
+		return nil, err
+	}
+	m.log.Info("session timeout adjusted", "session", id, "state", to)
+	return next.clone(), nil
+}
+
+// Delete removes a session: its legs and every conntrack entry of them, so
+// media stops at once in both directions.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.delete(ctx, id, "deleted")
+}
+
+func (m *Manager) delete(ctx context.Context, id, why string) error {
+	e, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	if err := m.dp.Apply(ctx, relay.Batch{Remove: e.installed}); err != nil {
+		return fmt.Errorf("session %s: %w", id, err)
+	}
+	delete(m.sessions, id)
+	delete(m.byIndex, e.s.Index)
+	bd := m.boards[e.s.Switchboard]
+	bd.a.release(e.s.GateA.Port())
+	bd.b.release(e.s.GateB.Port())
+	if err := m.j.del(id); err != nil {
+		m.log.Error("journal write failed; the session may return after a restart", "session", id, "err", err)
+	}
+	m.log.Info("session "+why, "session", id, "switchboard", e.s.Switchboard)
+	return nil
+}
+
+// Get returns a copy of the session with id.
+func (m *Manager) Get(id string) (*Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, err := m.get(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.s.clone(), nil
+}
+
+// List returns copies of every session, oldest first.
+func (m *Manager) List() []*Session {
+	m.mu.Lock()
+	out := make([]*Session, 0, len(m.sessions))
+	for _, e := range m.sessions {
+		out = append(out, e.s.clone())
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].Index < out[j].Index
+	})
+	return out
+}
+
+// Switchboards returns the configured switchboards.
+func (m *Manager) Switchboards() []*Switchboard { return m.cfg.Switchboards }
+
+// Close closes the journal. Kernel state stays so media keeps flowing.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.j == nil {
+		return nil
+	}
+	return m.j.close()
+}

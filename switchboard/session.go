@@ -1,0 +1,187 @@
+package switchboard
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+// Endpoint is where one side of a stream receives media: RTP, and RTCP on
+// RTCP or, when RTCP is unset, on the next port.
+type Endpoint struct {
+	RTP  netip.AddrPort `json:"rtp,omitzero"`
+	RTCP netip.AddrPort `json:"rtcp,omitzero"`
+}
+
+// rtcp returns the RTCP address of e (RTP port + 1 unless set).
+func (e Endpoint) rtcp() netip.AddrPort {
+	if e.RTCP.IsValid() || !e.RTP.IsValid() || e.RTP.Port() == 0 || e.RTP.Port() == 65535 {
+		return e.RTCP
+	}
+	return netip.AddrPortFrom(e.RTP.Addr(), e.RTP.Port()+1)
+}
+
+// IsZero reports whether e names no address.
+func (e Endpoint) IsZero() bool { return !e.RTP.IsValid() && !e.RTCP.IsValid() }
+
+// sendable reports whether media can be sent to ap: a real address and port
+// (a hold address such as 0.0.0.0 or port 0 is not).
+func sendable(ap netip.AddrPort) bool {
+	return ap.IsValid() && ap.Port() != 0 && !ap.Addr().IsUnspecified()
+}
+
+// Peer is one side's remote party: the address signalled for it and the
+// source its packets were learned from.
+type Peer struct {
+	Signalled Endpoint `json:"signalled"`
+	Learned   Endpoint `json:"learned"`
+	// LearnUntil is when the learning window of this side's gate closes.
+	LearnUntil time.Time `json:"learn_until,omitzero"`
+}
+
+func (p Peer) dest(rtcp bool) netip.AddrPort {
+	if rtcp {
+		if p.Learned.RTCP.IsValid() {
+			return p.Learned.RTCP
+		}
+		return p.Signalled.rtcp()
+	}
+	if p.Learned.RTP.IsValid() {
+		return p.Learned.RTP
+	}
+	return p.Signalled.RTP
+}
+
+// State of a session: ringing until answered, then active.
+type State string
+
+// Session states.
+const (
+	Ringing State = "ringing"
+	Active  State = "active"
+)
+
+// Session is one media stream across a switchboard: an RTP/RTCP port pair on
+// each gate and the two peers.
+type Session struct {
+	ID          string `json:"id"`
+	Switchboard string `json:"switchboard"`
+	// Index numbers the session's four leg marks (relay.Mark(4*Index+k)).
+	Index   uint32         `json:"index"`
+	GateA   netip.AddrPort `json:"gate_a"`
+	GateB   netip.AddrPort `json:"gate_b"`
+	A       Peer           `json:"a"`
+	B       Peer           `json:"b"`
+	State   State          `json:"state"`
+	Created time.Time      `json:"created"`
+	Updated time.Time      `json:"updated"`
+	// Expires is the ringing deadline; zero once answered.
+	Expires time.Time         `json:"expires,omitzero"`
+	Labels  map[string]string `json:"labels,omitempty"`
+}
+
+func (s *Session) clone() *Session {
+	c := *s
+	c.Labels = maps.Clone(s.Labels)
+	return &c
+}
+
+// Leg kinds, in mark order.
+const (
+	legARTP = iota
+	legARTCP
+	legBRTP
+	legBRTCP
+	legsPerSession
+)
+
+// legs computes the kernel legs of s at now. Packets entering gate-a go to
+// the b-side peer from gate-b and vice versa; a gate is locked to its peer's
+// learned source, or, once its learning window closes unlearned, to the
+// signalled address (RTP Bleed); always-learn gates are never locked.
+func (s *Session) legs(t Timeouts, now time.Time) [legsPerSession]relay.Leg {
+	var out [legsPerSession]relay.Leg
+	for k := range out {
+		inA := k == legARTP || k == legARTCP
+		rtcp := k == legARTCP || k == legBRTCP
+		gate, src, from, to, always := s.GateA, s.GateB, s.A, s.B, t.AlwaysLearnA
+		if !inA {
+			gate, src, from, to, always = s.GateB, s.GateA, s.B, s.A, t.AlwaysLearnB
+		}
+		if rtcp {
+			gate = netip.AddrPortFrom(gate.Addr(), gate.Port()+1)
+			src = netip.AddrPortFrom(src.Addr(), src.Port()+1)
+		}
+		l := relay.Leg{Mark: relay.Mark(s.Index*legsPerSession + uint32(k)), Gate: gate, Source: src}
+		if d := to.dest(rtcp); sendable(d) {
+			l.Peer = d
+		}
+		if !always {
+			l.Lock = s.lock(from, rtcp, now)
+		}
+		out[k] = l
+	}
+	return out
+}
+
+func (s *Session) lock(p Peer, rtcp bool, now time.Time) netip.AddrPort {
+	learned, signalled := p.Learned.RTP, p.Signalled.RTP
+	if rtcp {
+		learned, signalled = p.Learned.RTCP, p.Signalled.rtcp()
+	}
+	if learned.IsValid() {
+		return learned
+	}
+	if s.State == Active && !now.Before(p.LearnUntil) && sendable(signalled) {
+		return signalled
+	}
+	return netip.AddrPort{}
+}
+
+// legSide tells which side and stream a leg mark belongs to.
+func legSide(mark uint32) (index uint32, sideA, rtcp bool) {
+	n := mark & relay.MaxMarkIndex
+	k := n % legsPerSession
+	return n / legsPerSession, k == legARTP || k == legARTCP, k == legARTCP || k == legBRTCP
+}
+
+// diffLegs returns the batch that turns old into new.
+func diffLegs(old, new []relay.Leg) relay.Batch {
+	var b relay.Batch
+	before := make(map[uint32]relay.Leg, len(old))
+	for _, l := range old {
+		before[l.Mark] = l
+	}
+	after := make(map[uint32]bool, len(new))
+	for _, l := range new {
+		after[l.Mark] = true
+		if o, ok := before[l.Mark]; !ok || o != l {
+			if ok {
+				b.Remove = append(b.Remove, o)
+			}
+			b.Add = append(b.Add, l)
+		}
+	}
+	for _, l := range old {
+		if !after[l.Mark] {
+			b.Remove = append(b.Remove, l)
+		}
+	}
+	return b
+}
+
+func checkFamily(what string, e Endpoint, gate netip.Addr) error {
+	for _, ap := range []netip.AddrPort{e.RTP, e.RTCP} {
+		if ap.IsValid() && ap.Addr().Unmap().Is4() != gate.Is4() {
+			return fmt.Errorf("%s %s: address family differs from the switchboard's gates (%s)", what, ap, gate)
+		}
+	}
+	return nil
+}
+
+func netipAddPort(ap netip.AddrPort, n uint16) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr(), ap.Port()+n)
+}

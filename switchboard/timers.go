@@ -1,0 +1,103 @@
+package switchboard
+
+import (
+	"container/heap"
+	"context"
+	"time"
+)
+
+// timerQueue is a min-heap of session deadlines (ringing expiry, learning
+// windows closing). Entries are hints: when one fires the session is
+// re-evaluated against the clock, so stale entries are harmless.
+type timerQueue []timer
+
+type timer struct {
+	at time.Time
+	id string
+}
+
+func (q timerQueue) Len() int           { return len(q) }
+func (q timerQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q timerQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *timerQueue) Push(x any)        { *q = append(*q, x.(timer)) }
+func (q *timerQueue) Pop() any {
+	old := *q
+	t := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return t
+}
+
+// schedule queues the future deadlines of s. Called with m.mu held.
+func (m *Manager) schedule(s *Session) {
+	now := m.now()
+	var earliest time.Time
+	for _, at := range []time.Time{s.Expires, s.A.LearnUntil, s.B.LearnUntil} {
+		if at.IsZero() || !at.After(now) {
+			continue
+		}
+		heap.Push(&m.timers, timer{at: at, id: s.ID})
+		if earliest.IsZero() || at.Before(earliest) {
+			earliest = at
+		}
+	}
+	if !earliest.IsZero() {
+		select {
+		case m.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// runTimers fires deadlines until ctx is done.
+func (m *Manager) runTimers(ctx context.Context) error {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		t.Reset(m.fireDue(ctx))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-m.wake:
+		}
+	}
+}
+
+// fireDue handles every due deadline and returns how long to sleep.
+func (m *Manager) fireDue(ctx context.Context) time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for m.timers.Len() > 0 && !m.timers[0].at.After(now) {
+		id := heap.Pop(&m.timers).(timer).id
+		if e := m.sessions[id]; e != nil {
+			m.reevaluate(ctx, e, now)
+		}
+	}
+	if m.timers.Len() == 0 {
+		return time.Minute
+	}
+	return max(m.timers[0].at.Sub(now), time.Millisecond)
+}
+
+// reevaluate expires an unanswered session or installs the locks of closed
+// learning windows. Called with m.mu held.
+func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) {
+	s := e.s
+	if s.State == Ringing && !now.Before(s.Expires) {
+		if err := m.delete(ctx, s.ID, "expired (ringing timeout)"); err != nil {
+			m.log.Error("expiring session failed", "session", s.ID, "err", err)
+		}
+		return
+	}
+	bd := m.boards[s.Switchboard]
+	l := s.legs(bd.sb.Timeouts, now)
+	if b := diffLegs(e.installed, l[:]); len(b.Add)+len(b.Remove) == 0 {
+		return
+	}
+	if err := m.commit(ctx, e, s, false); err != nil {
+		m.log.Error("locking session after its learning window failed", "session", s.ID, "err", err)
+		return
+	}
+	m.log.Info("learning window closed", "session", s.ID)
+}
