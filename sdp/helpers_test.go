@@ -153,15 +153,34 @@ func checkMedia(b, a *sdp.Media, r sdp.Rewrite, i int) error {
 	case r.RemoveICE && a.ICE:
 		return fmt.Errorf("ICE left")
 	}
-	if mr.Addr.IsValid() && b.Connection != nil && !b.Connection.OnHold() && a.Connection.Addr != mr.Addr {
-		return fmt.Errorf("address %v, want %v", a.Connection.Addr, mr.Addr)
-	}
-	if b.Connection.OnHold() && a.Connection.Addr != b.Connection.Addr {
-		return fmt.Errorf("hold address %v changed to %v", b.Connection.Addr, a.Connection.Addr)
+	if !b.Rejected() {
+		if err := checkAddress(b, a, mr); err != nil {
+			return err
+		}
 	}
 	if b.RTCP != nil && mr.Port != 0 && mr.RTCPPort == 0 &&
 		a.RTCP.Port != mr.Port+1 && a.RTCP.Port != mr.Port {
 		return fmt.Errorf("rtcp port %d beside rtp port %d", a.RTCP.Port, mr.Port)
+	}
+	return nil
+}
+
+// checkAddress verifies a stream's effective address: the new one if asked
+// for, else (or if on hold) the one it had; a stream without c= gets one
+// only if asked.
+func checkAddress(b, a *sdp.Media, mr sdp.MediaRewrite) error {
+	want := mr.Addr
+	if !want.IsValid() || b.Connection.OnHold() {
+		if b.Connection == nil {
+			if a.Connection != nil {
+				return fmt.Errorf("c= %v added", a.Connection.Addr)
+			}
+			return nil
+		}
+		want = b.Connection.Addr
+	}
+	if a.Connection == nil || a.Connection.Addr != want {
+		return fmt.Errorf("connection %+v, want address %v", a.Connection, want)
 	}
 	return nil
 }

@@ -235,22 +235,22 @@ type editor struct {
 
 // splice replaces raw[start:end] with text; start == end inserts.
 type splice struct {
-	start, end int
-	text       string
+	start, end  int
+	text        string
+	breakBefore bool // text needs a line break before it unless at a line start
 }
 
 func (e *editor) replace(sp span, text string) {
-	e.splices = append(e.splices, splice{sp.start, sp.end, text})
+	e.splices = append(e.splices, splice{sp.start, sp.end, text, false})
 }
 
-// insert adds a line at pt, ending it like the line before.
+// insert adds a line at pt, ending it like the line before. After an
+// unterminated last line it goes after a line break instead.
 func (e *editor) insert(pt point, line string) {
-	if pt.eol == "" {
-		line = e.eol + line
-	} else {
+	if pt.eol != "" {
 		line += pt.eol
 	}
-	e.splices = append(e.splices, splice{pt.at, pt.at, line})
+	e.splices = append(e.splices, splice{pt.at, pt.at, line, pt.eol == ""})
 }
 
 // apply returns raw with the splices applied; insertions at one position
@@ -261,12 +261,15 @@ func (e *editor) apply(raw string) []byte {
 	})
 	n := len(raw)
 	for _, sp := range e.splices {
-		n += len(sp.text) - (sp.end - sp.start)
+		n += len(sp.text) + len(e.eol) - (sp.end - sp.start)
 	}
 	out := make([]byte, 0, n)
 	pos := 0
 	for _, sp := range e.splices {
 		out = append(out, raw[pos:sp.start]...)
+		if sp.breakBefore && len(out) > 0 && out[len(out)-1] != '\n' {
+			out = append(out, e.eol...)
+		}
 		out = append(out, sp.text...)
 		pos = sp.end
 	}
