@@ -76,8 +76,10 @@ func checkUntouched(in, out []byte, removeICE bool) error {
 	}
 	want, got := kept(in), kept(out)
 	for i := range want {
-		if i < len(got) && want[i].eol == "" {
-			got[i].eol = ""
+		// An unterminated last line may gain an ending after it, which
+		// can absorb a stray CR of its own; its bytes must still lead.
+		if i < len(got) && want[i].eol == "" && strings.HasPrefix(got[i].text+got[i].eol, want[i].text) {
+			got[i] = want[i]
 		}
 	}
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(srcLine{})); diff != "" {
