@@ -2,7 +2,7 @@
 // really send them and rewrites their media addresses with the smallest
 // possible change, so that a relay can put itself in the media path.
 //
-// The line syntax is that of RFC 8866 (which obsoletes RFC 4566, §5): one
+// The line syntax is that of RFC 8866 §5 (which obsoletes RFC 4566): one
 // "<type>=<value>" per line, a session section followed by media sections
 // that each start with an m= line. RTCP ports follow RFC 3605 (a=rtcp) and
 // RFC 5761 (a=rtcp-mux); ICE attributes are those of RFC 8839.

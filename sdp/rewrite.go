@@ -29,8 +29,9 @@ type MediaRewrite struct {
 	Addr netip.Addr
 	// Port is the new RTP port, 1 to 65535; 0 keeps the port.
 	Port int
-	// RTCPPort is the new RTCP port; 0 means Port+1, or the RTP port when
-	// the stream already had a=rtcp equal to its RTP port with a=rtcp-mux.
+	// RTCPPort is the new RTCP port; 0 means Port+1 (or no change if Port
+	// is 0 too), but Port itself when the stream had a=rtcp equal to its
+	// RTP port together with a=rtcp-mux.
 	// A stream without a=rtcp gets one only if RTCPPort is set and is not
 	// the RTP port plus one.
 	RTCPPort int
@@ -52,7 +53,10 @@ type MediaRewrite struct {
 //   - a=rtcp gets the RTCP port (see [MediaRewrite.RTCPPort]) and, if it had
 //     an address, the new address.
 //
-// Rewriting the result again with the same r yields the same bytes.
+// Rewriting the result again with the same r yields the same bytes. A
+// spec that would produce invalid SDP (a port out of range, a hold or zoned
+// address, more entries than m= lines) is refused with an error and no
+// output.
 func (s *Session) Rewrite(r Rewrite) ([]byte, error) {
 	if err := s.check(r); err != nil {
 		return nil, err
