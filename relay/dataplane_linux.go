@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
+	"golang.org/x/sys/unix"
 )
 
 // Options select where the dataplane works.
@@ -170,7 +172,7 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 		return fmt.Errorf("relay: %w", err)
 	}
 	if len(b.Remove)+len(b.Add) == 0 {
-		return d.flushFlows(nil, b.Flush)
+		return d.flushFlows(b)
 	}
 	del, add := elements{}, elements{}
 	for _, l := range b.Remove {
@@ -191,15 +193,29 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 	if err != nil {
 		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), err)
 	}
-	return d.flushFlows(b.Remove, b.Flush)
+	return d.flushFlows(b)
 }
 
-// flushFlows deletes the conntrack entries of legs' marks and of marks.
-func (d *nftDataplane) flushFlows(legs []Leg, marks []uint32) error {
+// flushFlows deletes the stale conntrack entries after a batch: every
+// entry of a removed leg whose NAT data changed or that is gone, and of
+// marks. A leg whose only change is a new lock keeps the flow from the
+// locked source (its counters survive learning) and loses the others.
+func (d *nftDataplane) flushFlows(b Batch) error {
 	d.ctMu.Lock()
 	defer d.ctMu.Unlock()
-	for _, l := range legs {
-		marks = append(marks, l.Mark)
+	added := make(map[uint32]Leg, len(b.Add))
+	for _, l := range b.Add {
+		added[l.Mark] = l
+	}
+	marks := append([]uint32(nil), b.Flush...)
+	for _, old := range b.Remove {
+		if l, ok := added[old.Mark]; ok && l.Lock.IsValid() && onlyLockDiffers(old, l) {
+			if err := d.flushStrangers(l); err != nil {
+				return err
+			}
+			continue
+		}
+		marks = append(marks, old.Mark)
 	}
 	done := make(map[uint32]bool, len(marks))
 	for _, m := range marks {
@@ -209,6 +225,28 @@ func (d *nftDataplane) flushFlows(legs []Leg, marks []uint32) error {
 		done[m] = true
 		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(m)); err != nil {
 			return opError(fmt.Sprintf("flush flows of leg %#x", m), err)
+		}
+	}
+	return nil
+}
+
+func onlyLockDiffers(a, b Leg) bool {
+	a.Lock = b.Lock
+	return a == b
+}
+
+// flushStrangers deletes the flows of l that do not come from its lock.
+func (d *nftDataplane) flushStrangers(l Leg) error {
+	flows, err := d.ct.DumpFilter(conntrack.NewFilter().Mark(l.Mark), nil)
+	if err != nil {
+		return opError(fmt.Sprintf("dump flows of leg %#x", l.Mark), err)
+	}
+	for _, f := range flows {
+		if flowOf(f, time.Time{}).Src == l.Lock {
+			continue
+		}
+		if err := d.ct.Delete(f); err != nil && !errors.Is(err, unix.ENOENT) {
+			return opError(fmt.Sprintf("delete flow of leg %#x", l.Mark), err)
 		}
 	}
 	return nil

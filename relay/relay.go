@@ -75,7 +75,8 @@ func (l Leg) Validate() error {
 // together, or nothing changes. A leg changed in place is listed in both,
 // with its old value in Remove. Conntrack entries of every mark in Remove are
 // deleted after the transaction so that established flows stop following the
-// old data (DESIGN: stale entries).
+// old data (DESIGN: stale entries); a leg whose only change is a new lock
+// keeps the flow from the locked source and loses the others.
 type Batch struct {
 	Remove []Leg
 	Add    []Leg

@@ -1,0 +1,60 @@
+# nftrtpproxy — make targets. `make demo` and `make test` install what they
+# need on a fresh Debian 12 machine (Debian packages when run as root).
+
+GO          ?= go
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
+BIN         := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+FUZZTIME    ?= 20s
+# Debian packages the kernel tests and the demo use: the nft and conntrack
+# CLIs are the independent oracles of the integration tests.
+DEB_PACKAGES := nftables conntrack iproute2 kmod
+
+.PHONY: all build test unit integration lint fuzz bench demo deps clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+## deps: install the Debian packages that are missing (only as root).
+deps:
+	@scripts/deps.sh $(DEB_PACKAGES)
+
+## test: lint, unit tests, then the kernel integration tests (root only;
+## without root they skip with a message).
+test: deps lint unit integration
+
+unit:
+	$(GO) test -count=1 -race ./...
+
+integration: build
+	$(GO) test -count=1 -tags integration -timeout 15m ./integration/... ./relay/...
+
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	@test -x $(GOBIN)/staticcheck || $(GO) install $(STATICCHECK)
+	$(GOBIN)/staticcheck ./...
+	$(GOBIN)/staticcheck -tags integration ./...
+
+## fuzz: every native fuzz target for FUZZTIME each.
+fuzz:
+	@for t in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$t/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "== $$t $$f"; $(GO) test $$t -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) || exit 1; \
+	  done; done
+
+## bench: Go benchmarks (kernel ones need root).
+bench: deps build
+	$(GO) test -run='^$$' -bench=. -benchmem -tags integration ./...
+
+## demo: a three-namespace lab relaying RTP through the kernel (root).
+demo: deps build
+	$(GO) run ./integration/cmd/demo -bin $(BIN) -config examples/demo.toml
+
+clean:
+	rm -rf $(BIN)

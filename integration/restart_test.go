@@ -1,0 +1,77 @@
+//go:build linux && integration
+
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+)
+
+// Hard case 8: the daemon is killed mid-call. Media keeps flowing (the
+// kernel holds it); on restart the daemon rebuilds its sessions from the
+// journal and the kernel, can still update and delete them, and removes
+// what no session owns.
+func TestSIGKILLMidCallKeepsMediaAndRestartRebuilds(t *testing.T) {
+	lab := newLab(t)
+	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
+	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
+	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
+	moved := newPeer(t, lab.Callee, lab.CalleeAddr, 5010)
+	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(t, s.GateA, 10, true)
+	expect(t, "callee before the crash", b.rtpR, s.GateB, 10)
+	waitLearned(t, d, s.ID, func(x *switchboard.Session) bool { return x.A.Learned.RTP == a.addr })
+
+	d.kill()
+	b.rtpR.Reset()
+	a.send(t, s.GateA, 20, false)
+	expect(t, "callee while the daemon is dead", b.rtpR, s.GateB, 20)
+	b.send(t, s.GateB, 20, false)
+	expect(t, "caller while the daemon is dead", a.rtpR, s.GateA, 20)
+
+	// An orphan the journal knows nothing of: a leg added behind the
+	// daemon's back while it was down. Restart must remove it.
+	orphan := "add element inet nftrtpproxy leg4 { " + lab.RouterExtAddr.String() + " . 30990 : 0x52ffff00 }"
+	if out, err := lab.Router.Run(context.Background(), "nft", orphan); err != nil {
+		t.Fatalf("nft %s: %v: %s", orphan, err, out)
+	}
+	d.start()
+	after := nftTable(t, lab)
+	if strings.Contains(after, "30990") {
+		t.Errorf("orphaned element survived the restart:\n%s", after)
+	}
+
+	got, err := d.api.Show(ctx(t), s.ID)
+	if err != nil {
+		t.Fatalf("show after restart: %v\n%s", err, d.logText())
+	}
+	if got.GateA != s.GateA || got.GateB != s.GateB || got.A.Learned.RTP != a.addr {
+		t.Errorf("restored session: gates %s %s learned %s; want %s %s %s", got.GateA, got.GateB, got.A.Learned.RTP, s.GateA, s.GateB, a.addr)
+	}
+	b.rtpR.Reset()
+	a.send(t, s.GateA, 10, false)
+	expect(t, "callee after the restart", b.rtpR, s.GateB, 10)
+
+	ep := moved.endpoint()
+	if _, err := d.api.Update(ctx(t), s.ID, switchboard.UpdateRequest{B: &ep}); err != nil {
+		t.Fatalf("update after restart: %v", err)
+	}
+	a.send(t, s.GateA, 10, false)
+	expect(t, "moved callee after the restart", moved.rtpR, s.GateB, 10)
+
+	if err := d.api.Delete(ctx(t), s.ID); err != nil {
+		t.Fatalf("delete after restart: %v", err)
+	}
+	if l := nftTable(t, lab); hasElements(l) {
+		t.Errorf("elements left after deleting the restored session:\n%s", l)
+	}
+	if flows := relayFlows(t, lab); len(flows) != 0 {
+		t.Errorf("relay flows left:\n%s", strings.Join(flows, "\n"))
+	}
+}
