@@ -22,10 +22,10 @@ func TestSymmetricPeersEitherSideFirst(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
 	for _, tc := range []struct {
-		name          string
-		sb            string
+		name           string
+		sb             string
 		caller, callee netip.Addr
-		calleeFirst   bool
+		calleeFirst    bool
 	}{
 		{"caller sends first over IPv4", "edge", lab.CallerAddr, lab.CalleeAddr, false},
 		{"callee sends first over IPv4", "edge", lab.CallerAddr, lab.CalleeAddr, true},

@@ -266,4 +266,3 @@ func relayFlows(t *testing.T, lab *netlab.Lab) []string {
 
 // hasElements reports whether any map of the table holds an element.
 func hasElements(listing string) bool { return strings.Contains(listing, "elements = {") }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -131,11 +132,17 @@ func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 // elements groups the set elements of a batch by set.
 type elements map[*nftables.Set][]nftables.SetElement
 
+// add queues the elements of l; only the parts of l that are set, so that
+// partial legs read back from the kernel can be removed.
 func (e elements) add(o *objects, l Leg) {
-	f := o.familyOf(l.Gate.Addr())
+	f := o.familyOf(firstValid(l.Gate, l.Source, l.Peer, l.Lock).Addr())
 	mark := markBytes(l.Mark)
-	e[f.leg] = append(e[f.leg], nftables.SetElement{Key: endpointBytes(l.Gate), Val: mark})
-	e[f.snat] = append(e[f.snat], nftables.SetElement{Key: mark, Val: endpointBytes(l.Source)})
+	if l.Gate.IsValid() {
+		e[f.leg] = append(e[f.leg], nftables.SetElement{Key: endpointBytes(l.Gate), Val: mark})
+	}
+	if l.Source.IsValid() {
+		e[f.snat] = append(e[f.snat], nftables.SetElement{Key: mark, Val: endpointBytes(l.Source)})
+	}
 	if l.Peer.IsValid() {
 		e[f.dnat] = append(e[f.dnat], nftables.SetElement{Key: mark, Val: endpointBytes(l.Peer)})
 	}
@@ -144,6 +151,15 @@ func (e elements) add(o *objects, l Leg) {
 		key := append(append([]byte{}, mark...), endpointBytes(l.Lock)...)
 		e[f.allow] = append(e[f.allow], nftables.SetElement{Key: key})
 	}
+}
+
+func firstValid(aps ...netip.AddrPort) netip.AddrPort {
+	for _, ap := range aps {
+		if ap.IsValid() {
+			return ap
+		}
+	}
+	return netip.AddrPort{}
 }
 
 func (d *nftDataplane) queue(e elements, del bool) error {

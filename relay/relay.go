@@ -34,10 +34,10 @@ const (
 // Gate is a relay address and port range whose flows are tracked in Zone.
 // Packets to a gate port that has no leg are dropped.
 type Gate struct {
-	Addr       netip.Addr
-	First      uint16
-	Last       uint16
-	Zone       uint16
+	Addr  netip.Addr
+	First uint16
+	Last  uint16
+	Zone  uint16
 }
 
 // Leg is one direction of one stream: packets arriving at Gate are sent to
@@ -67,6 +67,27 @@ func (l Leg) Validate() error {
 		return fmt.Errorf("leg %#x: peer %s and gate %s differ in family", l.Mark, l.Peer, l.Gate)
 	case l.Lock.IsValid() && l.Lock.Addr().Is4() != l.Gate.Addr().Is4():
 		return fmt.Errorf("leg %#x: lock %s and gate %s differ in family", l.Mark, l.Lock, l.Gate)
+	}
+	return nil
+}
+
+// validateRemoval checks a leg to remove. Legs read back from the kernel may
+// be partial or carry a foreign mark (orphans written by someone else), so
+// only the parts that are present must be consistent.
+func (l Leg) validateRemoval() error {
+	var fam []netip.AddrPort
+	for _, ap := range []netip.AddrPort{l.Gate, l.Peer, l.Source, l.Lock} {
+		if ap.IsValid() {
+			fam = append(fam, ap)
+		}
+	}
+	if len(fam) == 0 {
+		return fmt.Errorf("leg %#x: nothing to remove", l.Mark)
+	}
+	for _, ap := range fam[1:] {
+		if ap.Addr().Is4() != fam[0].Addr().Is4() {
+			return fmt.Errorf("leg %#x: %s and %s differ in family", l.Mark, fam[0], ap)
+		}
 	}
 	return nil
 }
@@ -145,7 +166,7 @@ func (b Batch) Validate() error {
 	marks := make(map[uint32]bool, len(b.Add))
 	gates := make(map[netip.AddrPort]bool, len(b.Add))
 	for _, l := range b.Remove {
-		if err := l.Validate(); err != nil {
+		if err := l.validateRemoval(); err != nil {
 			return err
 		}
 	}

@@ -71,7 +71,7 @@ func (r PortRange) Pairs() int {
 	if int(r.Last) < first+1 {
 		return 0
 	}
-	return (int(r.Last)-first+1)/2
+	return (int(r.Last) - first + 1) / 2
 }
 
 func (r PortRange) overlaps(o PortRange) bool { return r.First <= o.Last && o.First <= r.Last }

@@ -238,4 +238,3 @@ func printLegs(out []byte) {
 		fmt.Printf("   %-7s %-22s %-22s %-22s %8d %8d\n", l.Name, l.Gate, l.Peer, l.Source, l.Packets, l.Bytes)
 	}
 }
-
