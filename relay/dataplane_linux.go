@@ -233,17 +233,44 @@ func (d *nftDataplane) flushFlows(b Batch) error {
 		}
 		marks = append(marks, old.Mark)
 	}
-	done := make(map[uint32]bool, len(marks))
-	for _, m := range marks {
-		if done[m] || !IsMark(m) {
-			continue
-		}
-		done[m] = true
-		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(m)); err != nil {
-			return opError(fmt.Sprintf("flush flows of leg %#x", m), err)
+	for _, f := range markFilters(marks) {
+		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(f.mark).MarkMask(f.mask)); err != nil {
+			return opError(fmt.Sprintf("flush flows of leg %#x/%#x", f.mark, f.mask), err)
 		}
 	}
 	return nil
+}
+
+type markFilter struct{ mark, mask uint32 }
+
+// markFilters turns marks into as few conntrack filters as possible: four
+// marks sharing all but the two low bits (the four legs of one session) are
+// flushed with one mask, so a delete costs one flush, not four.
+func markFilters(marks []uint32) []markFilter {
+	groups := map[uint32]map[uint32]bool{}
+	var order []uint32
+	for _, m := range marks {
+		if !IsMark(m) {
+			continue
+		}
+		g := m &^ 3
+		if groups[g] == nil {
+			groups[g] = map[uint32]bool{}
+			order = append(order, g)
+		}
+		groups[g][m] = true
+	}
+	var out []markFilter
+	for _, g := range order {
+		if len(groups[g]) == 4 {
+			out = append(out, markFilter{g, ^uint32(3)})
+			continue
+		}
+		for m := range groups[g] {
+			out = append(out, markFilter{m, ^uint32(0)})
+		}
+	}
+	return out
 }
 
 func onlyLockDiffers(a, b Leg) bool {

@@ -17,7 +17,10 @@ import (
 
 // kernelNS creates a fresh network namespace for one test and returns its
 // name and an open fd. It skips the test without root.
-func kernelNS(t *testing.T) (string, int) {
+func kernelNS(t *testing.T) (string, int) { return kernelNSB(t) }
+
+// kernelNSB is kernelNS for tests and benchmarks.
+func kernelNSB(t testing.TB) (string, int) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("kernel test: needs root to create a network namespace (run as root or use make test as root)")

@@ -1,0 +1,57 @@
+//go:build linux && integration
+
+package relay
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+)
+
+// BenchmarkKernelApply measures the kernel edge alone: one session's four
+// legs installed in one transaction, then removed (with the conntrack flush).
+func BenchmarkKernelApply(b *testing.B) {
+	if testing.Short() {
+		b.Skip("short")
+	}
+	_, fd := kernelNSB(b)
+	ctx := context.Background()
+	d, err := Open(Options{NetNS: fd})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Setup(ctx, testGates()); err != nil {
+		b.Fatal(err)
+	}
+	ga, gb := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("10.0.0.1")
+	legs := make([]Leg, 4)
+	for k := range legs {
+		p := uint16(30000 + k)
+		legs[k] = Leg{Mark: Mark(uint32(4 + k)), Gate: netip.AddrPortFrom(ga, p), Source: netip.AddrPortFrom(gb, p), Peer: ap("10.0.0.10:5000")}
+	}
+	b.Run("install", func(b *testing.B) {
+		for b.Loop() {
+			if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("remove", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
