@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -115,4 +116,16 @@ func (c *Client) Find(ctx context.Context, from, to string) ([]switchboard.Route
 func (c *Client) Switchboards(ctx context.Context) ([]SwitchboardView, error) {
 	var v []SwitchboardView
 	return v, c.do(ctx, http.MethodGet, "/v1/switchboards", nil, &v)
+}
+
+// AllocSDP allocates one session per active m-line of an SDP offer.
+func (c *Client) AllocSDP(ctx context.Context, r sdprelay.Request) (*sdprelay.Result, error) {
+	var res sdprelay.Result
+	return &res, c.do(ctx, http.MethodPost, "/v1/sdp/alloc", r, &res)
+}
+
+// UpdateSDP applies a re-INVITE or answer to the sessions of r.Sessions.
+func (c *Client) UpdateSDP(ctx context.Context, r sdprelay.Request) (*sdprelay.Result, error) {
+	var res sdprelay.Result
+	return &res, c.do(ctx, http.MethodPost, "/v1/sdp/update", r, &res)
 }

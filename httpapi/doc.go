@@ -9,6 +9,8 @@
 //	POST   /v1/sessions/{id}/timeout        adjust-timeout (body: {"state":"active"|"ringing"})
 //	DELETE /v1/sessions/{id}                delete
 //	GET    /v1/find?from=GATE&to=GATE       find (gate names or addresses)
+//	POST   /v1/sdp/alloc                    alloc from an SDP offer (body: sdprelay.Request)
+//	POST   /v1/sdp/update                   update from a re-INVITE or answer (body: sdprelay.Request)
 //
 // Errors are {"error": "..."} with 400 (bad request), 404 (no such session
 // or switchboard), 503 (ports exhausted) or 500. The server is a thin

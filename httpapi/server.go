@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -26,19 +27,27 @@ type Sessions interface {
 	Switchboards() []*switchboard.Switchboard
 }
 
+// SDP is what the API needs to allocate and update sessions from SDP.
+type SDP interface {
+	Alloc(ctx context.Context, r sdprelay.Request) (*sdprelay.Result, error)
+	Update(ctx context.Context, r sdprelay.Request) (*sdprelay.Result, error)
+}
+
 // Server serves the API over a listener.
 type Server struct {
 	sessions Sessions
+	sdp      SDP
 	log      *slog.Logger
 	mux      *http.ServeMux
 }
 
-// NewServer returns a server over s; a nil logger discards.
-func NewServer(s Sessions, log *slog.Logger) *Server {
+// NewServer returns a server over s and sdp (nil disables the SDP
+// endpoints); a nil logger discards.
+func NewServer(s Sessions, sdp SDP, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	srv := &Server{sessions: s, log: log, mux: http.NewServeMux()}
+	srv := &Server{sessions: s, sdp: sdp, log: log, mux: http.NewServeMux()}
 	srv.routes()
 	return srv
 }
@@ -72,6 +81,10 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("POST /v1/sessions/{id}/timeout", s.adjust)
 	s.mux.HandleFunc("DELETE /v1/sessions/{id}", s.delete)
 	s.mux.HandleFunc("GET /v1/find", s.find)
+	if s.sdp != nil {
+		s.mux.HandleFunc("POST /v1/sdp/alloc", s.sdpCall(s.sdp.Alloc))
+		s.mux.HandleFunc("POST /v1/sdp/update", s.sdpCall(s.sdp.Update))
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -150,6 +163,17 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 func (s *Server) find(w http.ResponseWriter, r *http.Request) {
 	routes, err := s.sessions.Find(r.URL.Query().Get("from"), r.URL.Query().Get("to"))
 	s.answer(w, http.StatusOK, routes, err)
+}
+
+func (s *Server) sdpCall(fn func(context.Context, sdprelay.Request) (*sdprelay.Result, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req sdprelay.Request
+		if !decode(w, r, &req) {
+			return
+		}
+		res, err := fn(r.Context(), req)
+		s.answer(w, http.StatusOK, res, err)
+	}
 }
 
 // maxBody bounds request bodies (an SDP is a few kilobytes).

@@ -4,7 +4,14 @@
 // Usage:
 //
 //	nftrtpctl [-api URL] alloc -switchboard NAME [-a IP:PORT] [-b IP:PORT] [-a-rtcp IP:PORT] [-b-rtcp IP:PORT] [-ringing] [-label K=V] [-id]
+//	nftrtpctl [-api URL] alloc -switchboard NAME -sdp FILE -from a|b [-source IP] [-ringing] [-replace-origin] [-remove-ice] [-print-sdp]
 //	nftrtpctl [-api URL] update ID [-a IP:PORT] [-b IP:PORT] [-a-rtcp IP:PORT] [-b-rtcp IP:PORT]
+//	nftrtpctl [-api URL] update ID[,ID...] -sdp FILE -from a|b [-source IP] [-replace-origin] [-remove-ice] [-print-sdp]
+//
+// With -sdp, FILE "-" is standard input; the answer is the rewritten SDP and
+// the session id of each m-line (empty for a rejected stream), or with
+// -print-sdp only the SDP.
+//
 //	nftrtpctl [-api URL] adjust-timeout ID active|learning|ringing
 //	nftrtpctl [-api URL] delete ID
 //	nftrtpctl [-api URL] find FROM-GATE TO-GATE
@@ -26,6 +33,7 @@ import (
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -152,6 +160,50 @@ func endpoint(rtp, rtcp addrFlag) *switchboard.Endpoint {
 	return &switchboard.Endpoint{RTP: rtp.ap, RTCP: rtcp.ap}
 }
 
+// sdpFlags are the flags of alloc and update from SDP.
+type sdpFlags struct {
+	file, from, source   string
+	replaceOrigin, noICE bool
+	printSDP             bool
+}
+
+func (f *sdpFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.file, "sdp", "", "take the streams from this SDP file (- for stdin)")
+	fs.StringVar(&f.from, "from", "a", "with -sdp: the gate whose network the SDP came from (a or b)")
+	fs.StringVar(&f.source, "source", "", "with -sdp: use this signalling source address instead of the SDP's")
+	fs.BoolVar(&f.replaceOrigin, "replace-origin", false, "with -sdp: rewrite the o= address too")
+	fs.BoolVar(&f.noICE, "remove-ice", false, "with -sdp: remove ICE attributes")
+	fs.BoolVar(&f.printSDP, "print-sdp", false, "with -sdp: print only the rewritten SDP")
+}
+
+func (f *sdpFlags) request(stdin io.Reader) (sdprelay.Request, error) {
+	var b []byte
+	var err error
+	if f.file == "-" {
+		b, err = io.ReadAll(stdin)
+	} else {
+		b, err = os.ReadFile(f.file)
+	}
+	if err != nil {
+		return sdprelay.Request{}, err
+	}
+	r := sdprelay.Request{From: sdprelay.Side(f.from), SDP: string(b), ReplaceOrigin: f.replaceOrigin, RemoveICE: f.noICE}
+	if f.source != "" {
+		if r.Source, err = netip.ParseAddr(f.source); err != nil {
+			return r, usageError{fmt.Sprintf("-source %q: want an IP address", f.source)}
+		}
+	}
+	return r, nil
+}
+
+func (f *sdpFlags) print(out io.Writer, res *sdprelay.Result, err error) error {
+	if err == nil && f.printSDP {
+		_, err = io.WriteString(out, res.SDP)
+		return err
+	}
+	return print(out, res, err)
+}
+
 type labelsFlag map[string]string
 
 func (l labelsFlag) String() string { return fmt.Sprint(map[string]string(l)) }
@@ -173,11 +225,25 @@ func alloc(ctx context.Context, c *httpapi.Client, args []string, out io.Writer)
 	fs.Var(labels, "label", "KEY=VALUE label stored with the session (repeatable)")
 	var e endpointFlags
 	e.register(fs)
+	var sf sdpFlags
+	sf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
 	if *sb == "" {
 		return usageError{"alloc needs -switchboard NAME"}
+	}
+	if sf.file != "" {
+		r, err := sf.request(os.Stdin)
+		if err != nil {
+			return err
+		}
+		r.Switchboard, r.Ringing = *sb, *ringing
+		if len(labels) > 0 {
+			r.Labels = labels
+		}
+		res, err := c.AllocSDP(ctx, r)
+		return sf.print(out, res, err)
 	}
 	req := switchboard.AllocRequest{Switchboard: *sb, Ringing: *ringing}
 	if len(labels) > 0 {
@@ -205,8 +271,19 @@ func update(ctx context.Context, c *httpapi.Client, args []string, out io.Writer
 	fs := flag.NewFlagSet("update", flag.ContinueOnError)
 	var e endpointFlags
 	e.register(fs)
+	var sf sdpFlags
+	sf.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return usageError{err.Error()}
+	}
+	if sf.file != "" {
+		r, err := sf.request(os.Stdin)
+		if err != nil {
+			return err
+		}
+		r.Sessions = strings.Split(id, ",")
+		res, err := c.UpdateSDP(ctx, r)
+		return sf.print(out, res, err)
 	}
 	s, err := c.Update(ctx, id, switchboard.UpdateRequest{A: endpoint(e.a, e.aRTCP), B: endpoint(e.b, e.bRTCP)})
 	return print(out, s, err)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"golang.org/x/sync/errgroup"
 )
@@ -77,7 +78,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("control http: %w", err)
 		}
-		api := httpapi.NewServer(mgr, log.With("frontend", "http"))
+		api := httpapi.NewServer(mgr, sdprelay.New(mgr), log.With("frontend", "http"))
 		g.Go(func() error { return api.Run(ctx, l) })
 		log.Info("serving native API", "http", l.Addr().String())
 	}

@@ -1,0 +1,279 @@
+package sdprelay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/nftrtpproxy/nftrtpproxy/sdp"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+)
+
+// Sessions is what the engine needs from the session manager.
+type Sessions interface {
+	Alloc(ctx context.Context, r switchboard.AllocRequest) (*switchboard.Session, error)
+	Update(ctx context.Context, id string, r switchboard.UpdateRequest) (*switchboard.Session, error)
+	Delete(ctx context.Context, id string) error
+	Get(id string) (*switchboard.Session, error)
+}
+
+// Side names the gate whose network an SDP came from.
+type Side string
+
+// Sides.
+const (
+	SideA Side = "a"
+	SideB Side = "b"
+)
+
+// Request is an SDP to apply.
+type Request struct {
+	// Switchboard is required for Alloc; Update takes it from the sessions.
+	Switchboard string `json:"switchboard,omitempty"`
+	// From is the gate whose network the SDP came from.
+	From Side `json:"from"`
+	// SDP is the body as the device sent it.
+	SDP string `json:"sdp"`
+	// Sessions are the session ids per m-line of the previous SDP exchange
+	// (empty for a rejected stream); Update only.
+	Sessions []string `json:"sessions,omitempty"`
+	// Ringing allocates new sessions as ringing.
+	Ringing bool `json:"ringing,omitempty"`
+	// Source, when valid, replaces each stream's SDP address as the peer
+	// address (the SDP's port is kept): for devices behind NAT whose SDP
+	// carries a private address. Streams on hold keep their hold address.
+	Source netip.Addr `json:"source,omitzero"`
+	// ReplaceOrigin rewrites the o= address too.
+	ReplaceOrigin bool `json:"replace_origin,omitempty"`
+	// RemoveICE removes ICE attributes (the relay is not an ICE agent).
+	RemoveICE bool `json:"remove_ice,omitempty"`
+	// Labels are stored with every session the request creates.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Result is the rewritten SDP and the session of each m-line ("" for a
+// rejected stream).
+type Result struct {
+	SDP      string   `json:"sdp"`
+	Sessions []string `json:"sessions"`
+}
+
+// Engine applies SDPs to sessions. It is safe for concurrent use as far as
+// Sessions is; two requests for the same sessions must not run at once.
+type Engine struct {
+	sessions Sessions
+}
+
+// New returns an engine over s.
+func New(s Sessions) *Engine { return &Engine{sessions: s} }
+
+// Alloc creates one session per active m-line of an offer.
+func (e *Engine) Alloc(ctx context.Context, r Request) (*Result, error) {
+	if r.Switchboard == "" {
+		return nil, fmt.Errorf("%w: sdp alloc needs a switchboard", switchboard.ErrInvalid)
+	}
+	r.Sessions = nil
+	return e.apply(ctx, r)
+}
+
+// Update applies a re-INVITE or an answer to the sessions of a previous
+// exchange, given per m-line in r.Sessions.
+func (e *Engine) Update(ctx context.Context, r Request) (*Result, error) {
+	for _, id := range r.Sessions {
+		if id == "" {
+			continue
+		}
+		s, err := e.sessions.Get(id)
+		if err != nil {
+			return nil, err
+		}
+		if r.Switchboard == "" {
+			r.Switchboard = s.Switchboard
+		}
+		if s.Switchboard != r.Switchboard {
+			return nil, fmt.Errorf("%w: session %s is on switchboard %q, not %q", switchboard.ErrInvalid, id, s.Switchboard, r.Switchboard)
+		}
+	}
+	if r.Switchboard == "" {
+		return nil, fmt.Errorf("%w: sdp update needs sessions or a switchboard", switchboard.ErrInvalid)
+	}
+	return e.apply(ctx, r)
+}
+
+// plan is the work of one request, kept so that a failure can be undone.
+type plan struct {
+	e        *Engine
+	r        Request
+	body     *sdp.Session
+	ids      []string
+	sessions []*switchboard.Session
+	created  []string
+	restored map[string]*switchboard.Session // updated id -> its state before
+}
+
+func (e *Engine) apply(ctx context.Context, r Request) (*Result, error) {
+	if r.From != SideA && r.From != SideB {
+		return nil, fmt.Errorf("%w: from %q: want \"a\" or \"b\"", switchboard.ErrInvalid, r.From)
+	}
+	body, err := sdp.Parse([]byte(r.SDP))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", switchboard.ErrInvalid, err)
+	}
+	p := &plan{e: e, r: r, body: body, ids: make([]string, len(body.Media)),
+		sessions: make([]*switchboard.Session, len(body.Media)), restored: map[string]*switchboard.Session{}}
+	if err := p.streams(ctx); err != nil {
+		return nil, errors.Join(err, p.undo(ctx))
+	}
+	out, err := p.rewrite()
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("%w: %w", switchboard.ErrInvalid, err), p.undo(ctx))
+	}
+	p.releaseDropped(ctx)
+	return &Result{SDP: string(out), Sessions: p.ids}, nil
+}
+
+// streams allocates or updates the session of every active m-line.
+func (p *plan) streams(ctx context.Context) error {
+	for i := range p.body.Media {
+		m := &p.body.Media[i]
+		if m.Rejected() {
+			continue
+		}
+		ep, err := p.endpoint(i, m)
+		if err != nil {
+			return err
+		}
+		old := p.previous(i)
+		var s *switchboard.Session
+		if old == "" {
+			s, err = p.alloc(ctx, ep)
+		} else {
+			s, err = p.update(ctx, old, ep)
+		}
+		if err != nil {
+			return fmt.Errorf("m-line %d (%s): %w", i+1, m.Type, err)
+		}
+		p.ids[i], p.sessions[i] = s.ID, s
+	}
+	return nil
+}
+
+func (p *plan) previous(i int) string {
+	if i < len(p.r.Sessions) {
+		return p.r.Sessions[i]
+	}
+	return ""
+}
+
+// endpoint is where the SDP's sender receives stream i.
+func (p *plan) endpoint(i int, m *sdp.Media) (switchboard.Endpoint, error) {
+	if m.Connection == nil {
+		return switchboard.Endpoint{}, fmt.Errorf("%w: sdp: m-line %d has no connection address (c=)", switchboard.ErrInvalid, i+1)
+	}
+	addr := m.Connection.Addr.Unmap()
+	if p.r.Source.IsValid() && !m.Connection.OnHold() {
+		addr = p.r.Source.Unmap()
+	}
+	if m.Port > 65535 {
+		return switchboard.Endpoint{}, fmt.Errorf("%w: sdp: m-line %d: invalid port %d", switchboard.ErrInvalid, i+1, m.Port)
+	}
+	ep := switchboard.Endpoint{RTP: netip.AddrPortFrom(addr, uint16(m.Port))}
+	switch {
+	case m.RTCPMux:
+		ep.RTCP = ep.RTP
+	case m.RTCP != nil && m.RTCP.Port > 0 && m.RTCP.Port <= 65535:
+		ra := addr
+		if m.RTCP.Addr.IsValid() && !p.r.Source.IsValid() {
+			ra = m.RTCP.Addr.Unmap()
+		}
+		ep.RTCP = netip.AddrPortFrom(ra, uint16(m.RTCP.Port))
+	}
+	return ep, nil
+}
+
+func (p *plan) alloc(ctx context.Context, ep switchboard.Endpoint) (*switchboard.Session, error) {
+	req := switchboard.AllocRequest{Switchboard: p.r.Switchboard, Ringing: p.r.Ringing, Labels: p.r.Labels}
+	if p.r.From == SideA {
+		req.A = ep
+	} else {
+		req.B = ep
+	}
+	s, err := p.e.sessions.Alloc(ctx, req)
+	if err == nil {
+		p.created = append(p.created, s.ID)
+	}
+	return s, err
+}
+
+func (p *plan) update(ctx context.Context, id string, ep switchboard.Endpoint) (*switchboard.Session, error) {
+	before, err := p.e.sessions.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	req := switchboard.UpdateRequest{Labels: p.r.Labels}
+	if p.r.From == SideA {
+		req.A = &ep
+	} else {
+		req.B = &ep
+	}
+	s, err := p.e.sessions.Update(ctx, id, req)
+	if err == nil {
+		if _, ok := p.restored[id]; !ok {
+			p.restored[id] = before
+		}
+	}
+	return s, err
+}
+
+// rewrite points every active stream at the opposite gate's port pair.
+func (p *plan) rewrite() ([]byte, error) {
+	rw := sdp.Rewrite{Media: make([]sdp.MediaRewrite, len(p.body.Media)), RemoveICE: p.r.RemoveICE}
+	for i, s := range p.sessions {
+		if s == nil {
+			continue
+		}
+		g := s.GateB
+		if p.r.From == SideB {
+			g = s.GateA
+		}
+		rw.Media[i] = sdp.MediaRewrite{Addr: g.Addr(), Port: int(g.Port()), RTCPPort: int(g.Port()) + 1}
+		if p.r.ReplaceOrigin && !rw.Origin.IsValid() {
+			rw.Origin = g.Addr()
+		}
+	}
+	return p.body.Rewrite(rw)
+}
+
+// releaseDropped deletes the sessions of streams that are now rejected or
+// gone. It runs last, once nothing can fail any more; a failure to delete
+// leaves a session that its ringing or media timers will end.
+func (p *plan) releaseDropped(ctx context.Context) {
+	keep := map[string]bool{}
+	for _, id := range p.ids {
+		keep[id] = true
+	}
+	for _, id := range p.r.Sessions {
+		if id != "" && !keep[id] {
+			_ = p.e.sessions.Delete(ctx, id)
+		}
+	}
+}
+
+// undo deletes the sessions this request created and restores the ones it
+// updated.
+func (p *plan) undo(ctx context.Context) error {
+	var errs []error
+	for _, id := range p.created {
+		if err := p.e.sessions.Delete(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("undo alloc of %s: %w", id, err))
+		}
+	}
+	for id, s := range p.restored {
+		a, b := s.A.Signalled, s.B.Signalled
+		if _, err := p.e.sessions.Update(ctx, id, switchboard.UpdateRequest{A: &a, B: &b}); err != nil {
+			errs = append(errs, fmt.Errorf("undo update of %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
