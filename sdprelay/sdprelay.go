@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 
 	"github.com/nftrtpproxy/nftrtpproxy/sdp"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
@@ -48,7 +49,8 @@ type Request struct {
 	ReplaceOrigin bool `json:"replace_origin,omitempty"`
 	// RemoveICE removes ICE attributes (the relay is not an ICE agent).
 	RemoveICE bool `json:"remove_ice,omitempty"`
-	// Labels are stored with every session the request creates.
+	// Labels are stored with every session the request creates or
+	// updates, plus "m": the index of the session's m-line.
 	Labels map[string]string `json:"labels,omitempty"`
 }
 
@@ -147,9 +149,9 @@ func (p *plan) streams(ctx context.Context) error {
 		old := p.previous(i)
 		var s *switchboard.Session
 		if old == "" {
-			s, err = p.alloc(ctx, ep)
+			s, err = p.alloc(ctx, i, ep)
 		} else {
-			s, err = p.update(ctx, old, ep)
+			s, err = p.update(ctx, i, old, ep)
 		}
 		if err != nil {
 			return fmt.Errorf("m-line %d (%s): %w", i+1, m.Type, err)
@@ -192,8 +194,21 @@ func (p *plan) endpoint(i int, m *sdp.Media) (switchboard.Endpoint, error) {
 	return ep, nil
 }
 
-func (p *plan) alloc(ctx context.Context, ep switchboard.Endpoint) (*switchboard.Session, error) {
-	req := switchboard.AllocRequest{Switchboard: p.r.Switchboard, Ringing: p.r.Ringing, Labels: p.r.Labels}
+// labels returns the request's labels with the m-line index of stream i.
+func (p *plan) labels(i int) map[string]string {
+	l := make(map[string]string, len(p.r.Labels)+1)
+	for k, v := range p.r.Labels {
+		l[k] = v
+	}
+	l[LabelMedia] = strconv.Itoa(i)
+	return l
+}
+
+// LabelMedia is the session label holding the index of its m-line.
+const LabelMedia = "m"
+
+func (p *plan) alloc(ctx context.Context, i int, ep switchboard.Endpoint) (*switchboard.Session, error) {
+	req := switchboard.AllocRequest{Switchboard: p.r.Switchboard, Ringing: p.r.Ringing, Labels: p.labels(i)}
 	if p.r.From == SideA {
 		req.A = ep
 	} else {
@@ -206,12 +221,12 @@ func (p *plan) alloc(ctx context.Context, ep switchboard.Endpoint) (*switchboard
 	return s, err
 }
 
-func (p *plan) update(ctx context.Context, id string, ep switchboard.Endpoint) (*switchboard.Session, error) {
+func (p *plan) update(ctx context.Context, i int, id string, ep switchboard.Endpoint) (*switchboard.Session, error) {
 	before, err := p.e.sessions.Get(id)
 	if err != nil {
 		return nil, err
 	}
-	req := switchboard.UpdateRequest{Labels: p.r.Labels}
+	req := switchboard.UpdateRequest{Labels: p.labels(i)}
 	if p.r.From == SideA {
 		req.A = &ep
 	} else {
