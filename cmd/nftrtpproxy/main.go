@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
@@ -73,19 +74,40 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return mgr.Run(ctx) })
-	if cfg.Control.HTTP != "" {
-		l, err := net.Listen("tcp", cfg.Control.HTTP)
-		if err != nil {
-			return fmt.Errorf("control http: %w", err)
-		}
-		api := httpapi.NewServer(mgr, sdprelay.New(mgr), log.With("frontend", "http"))
-		g.Go(func() error { return api.Run(ctx, l) })
-		log.Info("serving native API", "http", l.Addr().String())
+	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr), log: log}
+	deps.calls = calls.New(mgr, deps.sdp, cfg.Switchboards, cfg.Control.DefaultSwitchboard)
+	deps.calls.Restore()
+	if err := startFrontends(ctx, g, deps); err != nil {
+		return err
 	}
 	log.Info("nftrtpproxy ready", "version", version, "switchboards", len(cfg.Switchboards))
 	err = g.Wait()
 	log.Info("nftrtpproxy shutting down; kernel state stays so calls keep flowing")
 	return err
+}
+
+// frontendDeps is what the control front ends are built from.
+type frontendDeps struct {
+	cfg   *switchboard.Config
+	mgr   *switchboard.Manager
+	sdp   *sdprelay.Engine
+	calls *calls.Calls
+	log   *slog.Logger
+}
+
+// startFrontends opens the listener of every configured control protocol
+// and runs its server in g. A listener that cannot be opened stops the start.
+func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) error {
+	if addr := d.cfg.Control.HTTP; addr != "" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("control http: %w", err)
+		}
+		api := httpapi.NewServer(d.mgr, d.sdp, d.log.With("frontend", "http"))
+		g.Go(func() error { return api.Run(ctx, l) })
+		d.log.Info("serving native API", "http", l.Addr().String())
+	}
+	return nil
 }
 
 // checkSysctls warns about kernel settings the relay depends on; it does
