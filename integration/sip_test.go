@@ -1,0 +1,131 @@
+//go:build linux && integration
+
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
+)
+
+// needSIP skips a test when Kamailio or SIPp (Debian packages kamailio and
+// sip-tester; `make deps` installs them as root) are missing.
+func needSIP(t *testing.T) {
+	t.Helper()
+	for _, bin := range []string{"kamailio", "sipp"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s is not installed (Debian packages kamailio and sip-tester; run make deps as root)", bin)
+		}
+	}
+}
+
+// startKamailio runs Kamailio with the configuration file cfg in the lab's
+// router, in the foreground, until the test ends. Kamailio's own log goes to
+// the test log when the test fails.
+func startKamailio(t *testing.T, lab *netlab.Lab, cfg string) {
+	t.Helper()
+	dir := t.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := lab.Router.Command(context.Background(), "kamailio", "-f", cfg, "-Y", dir, "-c")
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("kamailio -c %s: %v\n%s", cfg, err, out)
+	}
+	cmd := lab.Router.Command(context.Background(), "kamailio", "-f", cfg, "-DD", "-E", "-Y", dir, "-w", dir)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("kamailio log:\n%s", b)
+		}
+		logf.Close()
+	})
+	time.Sleep(500 * time.Millisecond) // children bind their sockets
+}
+
+// sipp is a SIPp process running a scenario from testdata/sipp.
+type sipp struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	out  *strings.Builder
+	done chan error
+}
+
+// startSIPp starts SIPp in ns with the scenario file (testdata/sipp/NAME)
+// and arguments; it runs in its own directory so its logs stay apart.
+func startSIPp(t *testing.T, ns *netlab.NS, scenario string, args ...string) *sipp {
+	t.Helper()
+	sf, err := filepath.Abs(filepath.Join("testdata", "sipp", scenario))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]string{"-sf", sf, "-nostdin", "-timeout", "60s", "-timeout_error", "-trace_err"}, args...)
+	s := &sipp{t: t, name: scenario, out: &strings.Builder{}, done: make(chan error, 1)}
+	s.cmd = ns.Command(context.Background(), "sipp", all...)
+	s.cmd.Dir = t.TempDir()
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+// wait waits for SIPp to end and fails the test unless its call succeeded.
+func (s *sipp) wait(timeout time.Duration) {
+	s.t.Helper()
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			logs, _ := filepath.Glob(filepath.Join(s.cmd.Dir, "*errors.log"))
+			var errs string
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				errs += string(b)
+			}
+			s.t.Fatalf("sipp %s failed: %v\n%s\n%s", s.name, err, lastLines(s.out.String(), 30), errs)
+		}
+	case <-time.After(timeout):
+		s.t.Fatalf("sipp %s did not finish within %s", s.name, timeout)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
