@@ -9,8 +9,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 FUZZTIME    ?= 20s
 # Debian packages the kernel tests and the demo use: the nft and conntrack
-# CLIs are the independent oracles of the integration tests.
-DEB_PACKAGES := nftables conntrack iproute2 kmod
+# CLIs are the independent oracles of the integration tests; Kamailio and
+# SIPp are the real SIP peers of the control protocol tests.
+DEB_PACKAGES := nftables conntrack iproute2 kmod kamailio sip-tester
 
 .PHONY: all build test unit integration lint fuzz bench demo deps clean
 
