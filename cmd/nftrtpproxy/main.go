@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -81,7 +82,13 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("nftrtpproxy ready", "version", version, "switchboards", len(cfg.Switchboards))
+	// Tell systemd (Type=notify) that sessions are restored and the front
+	// ends listen; outside systemd NOTIFY_SOCKET is unset and this is a no-op.
+	if _, err := daemon.SdNotify(false, daemon.SdNotifyReady); err != nil {
+		log.Warn("systemd notify failed", "err", err)
+	}
 	err = g.Wait()
+	_, _ = daemon.SdNotify(false, daemon.SdNotifyStopping)
 	log.Info("nftrtpproxy shutting down; kernel state stays so calls keep flowing")
 	return err
 }
