@@ -129,3 +129,95 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// legCounters are the highest packet counts seen per leg name ("a-rtp", …)
+// of the sessions of a running call, polled through the daemon's API.
+type legCounters struct {
+	max      map[string]uint64
+	sessions int // most sessions seen at once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// watchCounters polls the daemon every 100 ms until stopped. Counters come
+// from conntrack, so polling during the call catches them before BYE
+// deletes the session.
+func watchCounters(t *testing.T, d *daemon) *legCounters {
+	t.Helper()
+	w := &legCounters{max: map[string]uint64{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			c, cancel := context.WithTimeout(context.Background(), time.Second)
+			list, err := d.api.List(c)
+			if err == nil && len(list) > w.sessions {
+				w.sessions = len(list)
+			}
+			for _, s := range list {
+				det, err := d.api.Show(c, s.ID)
+				if err != nil {
+					continue
+				}
+				for _, l := range det.Legs {
+					w.max[l.Name] = max(w.max[l.Name], l.Packets)
+				}
+			}
+			cancel()
+		}
+	}()
+	t.Cleanup(w.halt)
+	return w
+}
+
+// halt stops polling; it is idempotent.
+func (w *legCounters) halt() {
+	select {
+	case <-w.stop:
+	default:
+		close(w.stop)
+	}
+	<-w.done
+}
+
+// expectRelayed checks that both RTP legs carried at least want packets.
+func (w *legCounters) expectRelayed(t *testing.T, want uint64) {
+	t.Helper()
+	w.halt()
+	if w.max["a-rtp"] < want || w.max["b-rtp"] < want {
+		t.Errorf("relayed RTP: a-rtp %d, b-rtp %d packets; want %d each way", w.max["a-rtp"], w.max["b-rtp"], want)
+	}
+}
+
+// expectNoRelayState checks that no session, map element or relay flow is
+// left in the daemon and the kernel.
+func expectNoRelayState(t *testing.T, d *daemon, lab *netlab.Lab) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		list, err := d.api.List(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions left after the call ended", len(list))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l := nftTable(t, lab); hasElements(l) {
+		t.Errorf("map elements left after the call:\n%s", l)
+	}
+	if flows := relayFlows(t, lab); len(flows) != 0 {
+		t.Errorf("relay flows left after the call:\n%s", strings.Join(flows, "\n"))
+	}
+}
+
+// g711Packets is the number of RTP packets in SIPp's g711a.pcap.
+const g711Packets = 236
