@@ -180,7 +180,7 @@ func (p *plan) endpoint(i int, m *sdp.Media) (switchboard.Endpoint, error) {
 	if m.Port > 65535 {
 		return switchboard.Endpoint{}, fmt.Errorf("%w: sdp: m-line %d: invalid port %d", switchboard.ErrInvalid, i+1, m.Port)
 	}
-	ep := switchboard.Endpoint{RTP: netip.AddrPortFrom(addr, uint16(m.Port))}
+	ep := switchboard.Endpoint{RTP: netip.AddrPortFrom(addr, uint16(m.Port)), Hold: m.OnHold()}
 	switch {
 	case m.RTCPMux:
 		ep.RTCP = ep.RTP

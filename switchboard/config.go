@@ -42,6 +42,9 @@ type Timeouts struct {
 	AlwaysLearnA, AlwaysLearnB bool
 	// Ringing is how long an unanswered session lives.
 	Ringing time.Duration
+	// Media is how long an answered session lives without any media flow
+	// in the kernel (0: forever). Sessions with a peer on hold are spared.
+	Media time.Duration
 }
 
 // Gate is one side of a switchboard: a relay address and a port range.
@@ -99,6 +102,7 @@ type rawTimeouts struct {
 	AlwaysLearnA *bool     `toml:"always-learn-a"`
 	AlwaysLearnB *bool     `toml:"always-learn-b"`
 	Ringing      *duration `toml:"ringing-timeout"`
+	Media        *duration `toml:"media-timeout"`
 }
 
 type rawSwitchboard struct {
@@ -140,7 +144,8 @@ func (d *duration) UnmarshalTOML(v any) error {
 }
 
 // DefaultTimeouts apply where neither [defaults] nor a switchboard sets one.
-var defaultTimeouts = Timeouts{LearningA: 10 * time.Second, LearningB: 10 * time.Second, Ringing: 90 * time.Second}
+var defaultTimeouts = Timeouts{LearningA: 10 * time.Second, LearningB: 10 * time.Second,
+	Ringing: 90 * time.Second, Media: 60 * time.Second}
 
 // DefaultHTTP is the native API's address when [control] http is not set.
 const DefaultHTTP = "127.0.0.1:7780"
@@ -239,6 +244,9 @@ func (r rawTimeouts) over(base Timeouts) Timeouts {
 	}
 	if r.Ringing != nil {
 		t.Ringing = time.Duration(*r.Ringing)
+	}
+	if r.Media != nil {
+		t.Media = time.Duration(*r.Media)
 	}
 	return t
 }

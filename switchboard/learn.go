@@ -8,11 +8,12 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Run fires timers and learns peers from the kernel's new-flow events until
-// ctx is done. It returns nil on cancel.
+// Run fires timers, expires sessions without media and learns peers from
+// the kernel's new-flow events until ctx is done. It returns nil on cancel.
 func (m *Manager) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return m.runTimers(ctx) })
+	g.Go(func() error { return m.runMediaTimeouts(ctx) })
 	g.Go(func() error { return m.watch(ctx) })
 	return g.Wait()
 }

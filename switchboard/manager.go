@@ -52,6 +52,7 @@ type board struct {
 type entry struct {
 	s         *Session
 	installed []relay.Leg
+	lastMedia time.Time // when the media timeout last saw a flow
 }
 
 // maxIndex keeps 4*index within relay.MaxMarkIndex.
@@ -265,14 +266,8 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
 	now := m.now()
-	changedA := r.A != nil && *r.A != next.A.Signalled
-	changedB := r.B != nil && *r.B != next.B.Signalled
-	if changedA {
-		next.A = Peer{Signalled: *r.A}
-	}
-	if changedB {
-		next.B = Peer{Signalled: *r.B}
-	}
+	changedA := repoint(&next.A, r.A)
+	changedB := repoint(&next.B, r.B)
 	openLearning(next, bd.sb.Timeouts, now, changedA, changedB)
 	for k, v := range r.Labels {
 		if next.Labels == nil {
@@ -286,6 +281,21 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 	}
 	m.log.Info("session updated", "session", id, "a", next.A.Signalled.RTP, "b", next.B.Signalled.RTP)
 	return next.clone(), nil
+}
+
+// repoint applies a signalled endpoint to p and reports whether its
+// addresses changed; then p forgets what it learned. A change of the hold
+// flag alone keeps the learned addresses and the installed legs.
+func repoint(p *Peer, e *Endpoint) bool {
+	if e == nil {
+		return false
+	}
+	if e.RTP == p.Signalled.RTP && e.RTCP == p.Signalled.RTCP {
+		p.Signalled.Hold = e.Hold
+		return false
+	}
+	*p = Peer{Signalled: *e}
+	return true
 }
 
 // AdjustTimeout switches a session between ringing and active. Answering

@@ -14,6 +14,9 @@ import (
 type Endpoint struct {
 	RTP  netip.AddrPort `json:"rtp,omitzero"`
 	RTCP netip.AddrPort `json:"rtcp,omitzero"`
+	// Hold says the peer put the stream on hold (a=sendonly, a=inactive or
+	// a hold address): the media timeout spares the session.
+	Hold bool `json:"hold,omitempty"`
 }
 
 // rtcp returns the RTCP address of e (RTP port + 1 unless set).
@@ -24,8 +27,9 @@ func (e Endpoint) rtcp() netip.AddrPort {
 	return netip.AddrPortFrom(e.RTP.Addr(), e.RTP.Port()+1)
 }
 
-// IsZero reports whether e names no address.
-func (e Endpoint) IsZero() bool { return !e.RTP.IsValid() && !e.RTCP.IsValid() }
+// held reports whether the peer is on hold: it said so, or its address is
+// a hold address (0.0.0.0, ::).
+func (e Endpoint) held() bool { return e.Hold || (e.RTP.IsValid() && e.RTP.Addr().IsUnspecified()) }
 
 // sendable reports whether media can be sent to ap: a real address and port
 // (a hold address such as 0.0.0.0 or port 0 is not).

@@ -1,0 +1,79 @@
+package switchboard
+
+import (
+	"context"
+	"time"
+)
+
+// mediaCheckInterval is how often the media timeout looks at the kernel's
+// flows: a third of the shortest media timeout, between 100 ms and 10 s.
+func (m *Manager) mediaCheckInterval() time.Duration {
+	shortest := time.Duration(0)
+	for _, sb := range m.cfg.Switchboards {
+		if t := sb.Timeouts.Media; t > 0 && (shortest == 0 || t < shortest) {
+			shortest = t
+		}
+	}
+	if shortest == 0 {
+		return 0
+	}
+	return min(max(shortest/3, 100*time.Millisecond), 10*time.Second)
+}
+
+// runMediaTimeouts deletes answered sessions that carried no media for their
+// switchboard's media timeout, until ctx is done. A session has media while
+// the kernel holds a conntrack entry of one of its legs; entries outlive the
+// last packet by the UDP conntrack timeout (30 s by default), so a session
+// ends between media-timeout and media-timeout + 30 s after its last packet.
+func (m *Manager) runMediaTimeouts(ctx context.Context) error {
+	every := m.mediaCheckInterval()
+	if every == 0 {
+		return nil
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.checkMedia(ctx)
+		}
+	}
+}
+
+func (m *Manager) checkMedia(ctx context.Context) {
+	flows, err := m.dp.Flows(ctx)
+	if err != nil {
+		m.log.Warn("reading flows for the media timeout failed", "err", err)
+		return
+	}
+	flowing := make(map[uint32]bool, len(flows))
+	for _, f := range flows {
+		idx, _, _ := legSide(f.Mark)
+		flowing[idx] = true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for id, e := range m.sessions {
+		s := e.s
+		if flowing[s.Index] {
+			e.lastMedia = now
+			continue
+		}
+		limit := m.boards[s.Switchboard].sb.Timeouts.Media
+		if limit <= 0 || s.State != Active || s.A.Signalled.held() || s.B.Signalled.held() {
+			continue
+		}
+		since := s.Updated
+		if e.lastMedia.After(since) {
+			since = e.lastMedia
+		}
+		if now.Sub(since) >= limit {
+			if err := m.delete(ctx, id, "expired (media timeout)"); err != nil {
+				m.log.Error("expiring a session without media failed", "session", id, "err", err)
+			}
+		}
+	}
+}
