@@ -25,6 +25,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
@@ -113,6 +114,15 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		api := httpapi.NewServer(d.mgr, d.sdp, d.log.With("frontend", "http"))
 		g.Go(func() error { return api.Run(ctx, l) })
 		d.log.Info("serving native API", "http", l.Addr().String())
+	}
+	if addr := d.cfg.Control.NG; addr != "" {
+		conn, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("control ng: %w", err)
+		}
+		srv := ng.NewServer(conn, d.calls, ng.Options{Logger: d.log.With("frontend", "ng")})
+		g.Go(func() error { return srv.Run(ctx) })
+		d.log.Info("serving rtpengine ng protocol", "ng", conn.LocalAddr().String())
 	}
 	return nil
 }
