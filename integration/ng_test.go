@@ -118,7 +118,7 @@ func TestNGRetransmittedOfferAllocatesOnce(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, ngConfig(lab, t.TempDir()))
 	offer := map[string]any{"command": "offer", "call-id": "retrans-1", "from-tag": "alice",
-		"sdp": fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", lab.CallerAddr),
+		"sdp":       fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n", lab.CallerAddr),
 		"direction": []string{"external", "internal"}, "flags": []string{"trust-address"}}
 	first := ngCall(t, lab, "7_42", offer)
 	second := ngCall(t, lab, "7_42", offer)

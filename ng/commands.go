@@ -24,15 +24,15 @@ type Calls interface {
 
 var _ Calls = (*calls.Calls)(nil)
 
-// Request errors, with rtpengine's wording where Kamailio matches it.
+// Request errors; reasonOf words them as rtpengine does.
 var (
-	errBadRequest = errors.New("Could not decode dictionary")
-	errNoSDP      = errors.New("No SDP body in message")
-	errNoCallID   = errors.New("No call-id in message")
-	errNoFromTag  = errors.New("No from-tag in message")
-	errNoToTag    = errors.New("No to-tag in message")
-	errUnknownCmd = errors.New("Unrecognized command")
-	errBadAddress = errors.New("Failed to parse address")
+	errBadRequest = errors.New("could not decode the dictionary")
+	errNoSDP      = errors.New("no SDP body")
+	errNoCallID   = errors.New("no call-id")
+	errNoFromTag  = errors.New("no from-tag")
+	errNoToTag    = errors.New("no to-tag")
+	errUnknownCmd = errors.New("unrecognized command")
+	errBadAddress = errors.New("failed to parse address")
 )
 
 // execute runs a decoded request and returns its reply dictionary.
@@ -193,6 +193,18 @@ func (s *Server) statistics() map[string]any {
 func reasonOf(err error) string {
 	var pe *sdp.ParseError
 	switch {
+	case errors.Is(err, errNoSDP):
+		return "No SDP body in message"
+	case errors.Is(err, errNoCallID):
+		return "No call-id in message"
+	case errors.Is(err, errNoFromTag):
+		return "No from-tag in message"
+	case errors.Is(err, errNoToTag):
+		return "No to-tag in message"
+	case errors.Is(err, errUnknownCmd):
+		return "Unrecognized command: " + strings.TrimPrefix(err.Error(), errUnknownCmd.Error()+" ")
+	case errors.Is(err, errBadRequest):
+		return "Could not decode dictionary: " + err.Error()
 	case errors.Is(err, calls.ErrUnknownCall):
 		return "Unknown call-id"
 	case errors.As(err, &pe):

@@ -174,7 +174,9 @@ func (r *Request) parseRTPPFlags(s string) error {
 	return nil
 }
 
-func normFlag(f string) string { return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(f)), " ", "-") }
+func normFlag(f string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(f)), " ", "-")
+}
 
 func normList(v any) ([]string, error) {
 	l, err := strs(v)
