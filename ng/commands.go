@@ -204,7 +204,7 @@ func reasonOf(err error) string {
 	case errors.Is(err, errUnknownCmd):
 		return "Unrecognized command: " + strings.TrimPrefix(err.Error(), errUnknownCmd.Error()+" ")
 	case errors.Is(err, errBadRequest):
-		return "Could not decode dictionary: " + err.Error()
+		return "Could not decode dictionary" + strings.TrimPrefix(err.Error(), errBadRequest.Error())
 	case errors.Is(err, calls.ErrUnknownCall):
 		return "Unknown call-id"
 	case errors.As(err, &pe):
