@@ -138,3 +138,22 @@ func TestNGRetransmittedOfferAllocatesOnce(t *testing.T) {
 	}
 	expectNoRelayState(t, d, lab)
 }
+
+// A late offer (INVITE without SDP: the offer in the 200 OK, the answer in
+// the ACK) relays the call's RTP both ways too.
+func TestKamailioRtpengineModuleLateOffer(t *testing.T) {
+	needSIP(t)
+	lab := newLab(t)
+	d := startDaemon(t, lab, ngConfig(lab, t.TempDir()))
+	startKamailio(t, lab, rtpengineCfg(t))
+	uas := startSIPp(t, lab.Callee, "late_uas.xml", "-rtp_echo", "-i", lab.CalleeAddr.String(), "-p", "5060",
+		"-mi", lab.CalleeAddr.String(), "-mp", "6000", "-m", "1")
+	counters := watchCounters(t, d)
+	uac := startSIPp(t, lab.Caller, "late_uac.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
+		"-mi", lab.CallerAddr.String(), "-mp", "6000", "-key", "callee", lab.CalleeAddr.String(),
+		"-m", "1", lab.RouterExtAddr.String()+":5060")
+	uac.wait(60 * time.Second)
+	uas.wait(10 * time.Second)
+	counters.expectRelayed(t, g711Packets)
+	expectNoRelayState(t, d, lab)
+}
