@@ -1,6 +1,8 @@
 package switchboard
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -188,4 +190,36 @@ func checkFamily(what string, e Endpoint, gate netip.Addr) error {
 
 func netipAddPort(ap netip.AddrPort, n uint16) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr(), ap.Port()+n)
+}
+
+// UnmarshalJSON reads an endpoint strictly, naming the field and the value
+// that is wrong: `rtp "192.0.2.10": want IP:PORT`.
+func (e *Endpoint) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		RTP  *string `json:"rtp"`
+		RTCP *string `json:"rtcp"`
+		Hold bool    `json:"hold"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return fmt.Errorf("endpoint: %w", err)
+	}
+	out := Endpoint{Hold: raw.Hold}
+	for _, f := range []struct {
+		name string
+		in   *string
+		out  *netip.AddrPort
+	}{{"rtp", raw.RTP, &out.RTP}, {"rtcp", raw.RTCP, &out.RTCP}} {
+		if f.in == nil || *f.in == "" {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(*f.in)
+		if err != nil {
+			return fmt.Errorf("%s %q: want IP:PORT ([IPv6]:PORT)", f.name, *f.in)
+		}
+		*f.out = ap
+	}
+	*e = out
+	return nil
 }
