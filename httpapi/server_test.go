@@ -10,28 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
 
 // newAPI serves the API over loopback for a Manager on an in-memory dataplane.
 func newAPI(t *testing.T) (*Client, *httptest.Server) {
 	t.Helper()
-	cfg, err := switchboard.ParseConfig([]byte(fmt.Sprintf(`state-dir = %q
-[[switchboard]]
-name = "edge"
-gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30003" }
-gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30003" }
-`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := switchboard.NewManager(cfg, relaytest.NewMemory(), switchboard.Options{})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m, _ := switchboardtest.Manager(t, switchboardtest.Config(t, "30000-30003", ""))
 	srv := httptest.NewServer(NewServer(m, sdprelay.New(m), nil))
 	t.Cleanup(srv.Close)
 	return &Client{Base: srv.URL}, srv

@@ -13,31 +13,17 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
-	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 	"github.com/zeebo/bencode"
 )
 
 // newCalls builds the real call table over an in-memory dataplane.
 func newCalls(t *testing.T) (*calls.Calls, *switchboard.Manager) {
 	t.Helper()
-	cfg, err := switchboard.ParseConfig([]byte(fmt.Sprintf(`state-dir = %q
-[control]
-default-switchboard = "edge"
-[[switchboard]]
-name = "edge"
-gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30003" }
-gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30003" }
-`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := switchboard.NewManager(cfg, relaytest.NewMemory(), switchboard.Options{})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	cfg := switchboardtest.Config(t, "30000-30003", "")
+	m, _ := switchboardtest.Manager(t, cfg)
 	return calls.New(m, sdprelay.New(m), cfg.Switchboards, "edge"), m
 }
 

@@ -8,27 +8,12 @@ import (
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
-
-const testConfig = `state-dir = "%s"
-[[switchboard]]
-name = "edge"
-gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30005" }
-gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30005" }
-`
 
 func newEngine(t *testing.T) (*Engine, *switchboard.Manager, *relaytest.Memory) {
 	t.Helper()
-	cfg, err := switchboard.ParseConfig([]byte(strings.Replace(testConfig, "%s", t.TempDir(), 1)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := relaytest.NewMemory()
-	m := switchboard.NewManager(cfg, mem, switchboard.Options{})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m, mem := switchboardtest.Manager(t, switchboardtest.Config(t, "30000-30005", ""))
 	return New(m), m, mem
 }
 

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -12,27 +10,13 @@ import (
 	"testing"
 
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
-	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
-	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
 
 func daemonURL(t *testing.T) string {
 	t.Helper()
-	cfg, err := switchboard.ParseConfig([]byte(fmt.Sprintf(`state-dir = %q
-[[switchboard]]
-name = "edge"
-gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30099" }
-gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30099" }
-`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := switchboard.NewManager(cfg, relaytest.NewMemory(), switchboard.Options{})
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m, _ := switchboardtest.Manager(t, switchboardtest.Config(t, "30000-30099", ""))
 	srv := httptest.NewServer(httpapi.NewServer(m, sdprelay.New(m), nil))
 	t.Cleanup(srv.Close)
 	return srv.URL
