@@ -6,160 +6,260 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strings"
+	"slices"
+	"sync"
+	"time"
 )
 
-// Options tune a lab. The zero value builds the standard lab.
-type Options struct{}
+// Prefix lengths of the lab's two networks.
+const (
+	bits4 = 24
+	bits6 = 64
+)
 
-// Lab is caller <-> router <-> callee. The router's addresses are where a
-// relay's gates live: RouterExt* faces the caller, RouterInt* the callee.
+// closeTimeout bounds how long Close waits for commands and for processes
+// inside the lab to die.
+const closeTimeout = 30 * time.Second
+
+// Options tune a lab. The zero value builds the standard lab.
+type Options struct {
+	// ExtraCallerAddrs are added to the caller's interface next to
+	// CallerAddr and CallerAddr6, as if more hosts shared the caller's
+	// network (a stranger for RTP Bleed tests, a NAT's public side). Each
+	// must lie in 192.0.2.0/24 or 2001:db8:a::/64 and differ from the lab's
+	// own addresses.
+	ExtraCallerAddrs []netip.Addr
+	// ExtraCalleeAddrs are the same on the callee's network, 10.0.0.0/24 or
+	// 2001:db8:b::/64.
+	ExtraCalleeAddrs []netip.Addr
+}
+
+// Lab is caller <-> router <-> callee, three namespaces built from two veth
+// pairs. The router's addresses are where a relay's gates live: RouterExt*
+// faces the caller (gate-a), RouterInt* the callee (gate-b).
+//
+// The fields describe the lab and must not be changed. Close is safe to call
+// from several goroutines and more than once.
 type Lab struct {
+	// Name is the random suffix shared by the lab's namespace and
+	// interface names.
 	Name                   string
 	Caller, Router, Callee *NS
 
-	CallerAddr, RouterExtAddr   netip.Addr
-	CalleeAddr, RouterIntAddr   netip.Addr
+	// IPv4 addresses: caller and router on 192.0.2.0/24, router and callee
+	// on 10.0.0.0/24.
+	CallerAddr, RouterExtAddr netip.Addr
+	CalleeAddr, RouterIntAddr netip.Addr
+	// IPv6 addresses: caller and router on 2001:db8:a::/64, router and
+	// callee on 2001:db8:b::/64, all without duplicate address detection.
 	CallerAddr6, RouterExtAddr6 netip.Addr
 	CalleeAddr6, RouterIntAddr6 netip.Addr
+
+	// Interface names, each at most 15 bytes: CallerIf (in Caller) and
+	// RouterExtIf (in Router) are one veth pair, RouterIntIf (in Router) and
+	// CalleeIf (in Callee) the other.
+	CallerIf, RouterExtIf, RouterIntIf, CalleeIf string
+
+	mu    sync.Mutex
+	owned []*NS // namespaces this lab created and has not deleted yet
 }
 
-// RandomSuffix returns 6 random hex characters.
+// RandomSuffix returns 6 random lower-case hex characters, short enough for
+// interface names (at most 15 bytes) that embed it.
 func RandomSuffix() string {
 	b := make([]byte, 3)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // never fails since Go 1.24
 	return hex.EncodeToString(b)
 }
 
-// Available reports why labs cannot be built here, or nil.
-func Available() error {
-	if os.Geteuid() != 0 {
-		return errors.New("not root (network namespaces need CAP_SYS_ADMIN)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		return errors.New("the ip command (iproute2) is missing")
-	}
-	return nil
-}
-
-// New builds a lab. On error nothing is left behind.
+// New builds a lab: namespaces "nrp-caller-<suffix>", "nrp-router-<suffix>"
+// and "nrp-callee-<suffix>", their veths, addresses and routes, and the
+// router's sysctls. On error it removes whatever it had built. ctx bounds the
+// commands New runs; cancelling it later does not affect the lab.
 func New(ctx context.Context, opts Options) (*Lab, error) {
-	if err := Available(); err != nil {
-		return nil, fmt.Errorf("netlab: %w", err)
+	l := layout(RandomSuffix())
+	if err := l.validate(opts); err != nil {
+		return nil, err
 	}
-	sfx := RandomSuffix()
-	l := &Lab{Name: sfx,
-		Caller: &NS{Name: "nrp-caller-" + sfx}, Router: &NS{Name: "nrp-router-" + sfx}, Callee: &NS{Name: "nrp-callee-" + sfx},
-		CallerAddr: netip.MustParseAddr("192.0.2.10"), RouterExtAddr: netip.MustParseAddr("192.0.2.1"),
-		CalleeAddr: netip.MustParseAddr("10.0.0.10"), RouterIntAddr: netip.MustParseAddr("10.0.0.1"),
-		CallerAddr6: netip.MustParseAddr("2001:db8:a::10"), RouterExtAddr6: netip.MustParseAddr("2001:db8:a::1"),
-		CalleeAddr6: netip.MustParseAddr("2001:db8:b::10"), RouterIntAddr6: netip.MustParseAddr("2001:db8:b::1"),
+	if err := preflight(); err != nil {
+		return nil, err
 	}
-	if err := l.build(ctx, sfx); err != nil {
-		_ = l.Close()
+	if err := l.build(ctx, opts); err != nil {
+		if cerr := l.Close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
 		return nil, err
 	}
 	return l, nil
 }
 
-func (l *Lab) build(ctx context.Context, sfx string) error {
-	for _, ns := range []*NS{l.Caller, l.Router, l.Callee} {
-		if err := ipCmd(ctx, "netns", "add", ns.Name); err != nil {
-			return err
-		}
-		if _, err := ns.Run(ctx, "ip", "link", "set", "lo", "up"); err != nil {
-			return err
-		}
+// layout returns the addresses and names of a lab with suffix sfx.
+func layout(sfx string) *Lab {
+	a := netip.MustParseAddr
+	return &Lab{
+		Name:           sfx,
+		Caller:         &NS{Name: "nrp-caller-" + sfx},
+		Router:         &NS{Name: "nrp-router-" + sfx},
+		Callee:         &NS{Name: "nrp-callee-" + sfx},
+		CallerAddr:     a("192.0.2.10"),
+		RouterExtAddr:  a("192.0.2.1"),
+		CalleeAddr:     a("10.0.0.10"),
+		RouterIntAddr:  a("10.0.0.1"),
+		CallerAddr6:    a("2001:db8:a::10"),
+		RouterExtAddr6: a("2001:db8:a::1"),
+		CalleeAddr6:    a("2001:db8:b::10"),
+		RouterIntAddr6: a("2001:db8:b::1"),
+		CallerIf:       "nrpa" + sfx + "c",
+		RouterExtIf:    "nrpa" + sfx + "r",
+		RouterIntIf:    "nrpb" + sfx + "r",
+		CalleeIf:       "nrpb" + sfx + "c",
 	}
-	ext, int := "nrpe"+sfx, "nrpi"+sfx
-	links := []struct {
-		name        string
-		peer        *NS
-		peerAddrs   []string
-		routerAddrs []string
-	}{
-		{ext, l.Caller, []string{l.CallerAddr.String() + "/24", l.CallerAddr6.String() + "/64"},
-			[]string{l.RouterExtAddr.String() + "/24", l.RouterExtAddr6.String() + "/64"}},
-		{int, l.Callee, []string{l.CalleeAddr.String() + "/24", l.CalleeAddr6.String() + "/64"},
-			[]string{l.RouterIntAddr.String() + "/24", l.RouterIntAddr6.String() + "/64"}},
-	}
-	for _, k := range links {
-		if err := ipCmd(ctx, "link", "add", k.name+"p", "netns", k.peer.Name, "type", "veth", "peer", "name", k.name+"r", "netns", l.Router.Name); err != nil {
-			return err
-		}
-		if err := k.peer.addrs(ctx, k.name+"p", k.peerAddrs); err != nil {
-			return err
-		}
-		if err := l.Router.addrs(ctx, k.name+"r", k.routerAddrs); err != nil {
-			return err
-		}
-	}
-	if err := l.routes(ctx); err != nil {
-		return err
-	}
-	return l.Router.sysctls(ctx)
 }
 
-func (l *Lab) routes(ctx context.Context) error {
-	for _, r := range [][]string{
-		{l.Caller.Name, l.RouterExtAddr.String()}, {l.Caller.Name, l.RouterExtAddr6.String()},
-		{l.Callee.Name, l.RouterIntAddr.String()}, {l.Callee.Name, l.RouterIntAddr6.String()},
-	} {
-		if err := ipCmd(ctx, "-n", r[0], "route", "add", "default", "via", r[1]); err != nil {
+// validate checks opts against the lab's layout before anything is built.
+func (l *Lab) validate(opts Options) error {
+	taken := []netip.Addr{l.CallerAddr, l.RouterExtAddr, l.CalleeAddr, l.RouterIntAddr,
+		l.CallerAddr6, l.RouterExtAddr6, l.CalleeAddr6, l.RouterIntAddr6}
+	check := func(side string, addrs []netip.Addr, nets ...netip.Prefix) error {
+		for _, a := range addrs {
+			if !slices.ContainsFunc(nets, func(p netip.Prefix) bool { return p.Contains(a) }) {
+				return fmt.Errorf("netlab: extra %s address %q: not in %s or %s", side, a, nets[0], nets[1])
+			}
+			if slices.Contains(taken, a) {
+				return fmt.Errorf("netlab: extra %s address %q: already used by the lab", side, a)
+			}
+			taken = append(taken, a)
+		}
+		return nil
+	}
+	if err := check("caller", opts.ExtraCallerAddrs, prefix(l.CallerAddr), prefix(l.CallerAddr6)); err != nil {
+		return err
+	}
+	return check("callee", opts.ExtraCalleeAddrs, prefix(l.CalleeAddr), prefix(l.CalleeAddr6))
+}
+
+// prefix returns the lab network that a belongs to.
+func prefix(a netip.Addr) netip.Prefix {
+	if a.Is4() {
+		return netip.PrefixFrom(a, bits4).Masked()
+	}
+	return netip.PrefixFrom(a, bits6).Masked()
+}
+
+// build creates the namespaces, then the links, routes and router settings.
+func (l *Lab) build(ctx context.Context, opts Options) error {
+	for _, ns := range []*NS{l.Caller, l.Router, l.Callee} {
+		if err := l.addNamespace(ctx, ns); err != nil {
 			return err
+		}
+	}
+	links := []link{
+		{l.Caller, l.CallerIf, l.RouterExtIf,
+			append([]netip.Addr{l.CallerAddr, l.CallerAddr6}, opts.ExtraCallerAddrs...),
+			[]netip.Addr{l.RouterExtAddr, l.RouterExtAddr6}},
+		{l.Callee, l.CalleeIf, l.RouterIntIf,
+			append([]netip.Addr{l.CalleeAddr, l.CalleeAddr6}, opts.ExtraCalleeAddrs...),
+			[]netip.Addr{l.RouterIntAddr, l.RouterIntAddr6}},
+	}
+	for _, k := range links {
+		if err := l.addLink(ctx, k); err != nil {
+			return err
+		}
+	}
+	return l.Router.setupRouter(ctx)
+}
+
+// addNamespace creates ns, records that Close must delete it, and brings up
+// its loopback.
+func (l *Lab) addNamespace(ctx context.Context, ns *NS) error {
+	if _, err := os.Stat(ns.Path()); !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("netlab: create namespace %q: exists already (or cannot tell: %v)", ns.Name, err)
+	}
+	// Owned from here on: an `ip netns add` killed half-way by ctx may
+	// still leave the namespace's file behind for Close to remove.
+	l.mu.Lock()
+	l.owned = append(l.owned, ns)
+	l.mu.Unlock()
+	if err := ipCmd(ctx, "netns", "add", ns.Name); err != nil {
+		return fmt.Errorf("netlab: create namespace %q: %w", ns.Name, err)
+	}
+	if err := ns.setSysctls(nsSysctls[:]); err != nil {
+		return err
+	}
+	if err := ipCmd(ctx, "-n", ns.Name, "link", "set", "lo", "up"); err != nil {
+		return fmt.Errorf("netlab: %s: %w", ns.Name, err)
+	}
+	return nil
+}
+
+// link is a veth pair between the router and a peer namespace.
+type link struct {
+	peer                *NS
+	peerIf, routerIf    string
+	peerAddrs, gateways []netip.Addr // the router's addresses on the link
+}
+
+// addLink creates the veth pair k, addresses both ends and routes the
+// peer's traffic via the router.
+func (l *Lab) addLink(ctx context.Context, k link) error {
+	// Both ends are created directly in their namespaces: the veth never
+	// exists in the host's namespace, not even for a moment.
+	if err := ipCmd(ctx, "-n", l.Router.Name, "link", "add", k.routerIf, "type", "veth",
+		"peer", "name", k.peerIf, "netns", k.peer.Name); err != nil {
+		return fmt.Errorf("netlab: %s: veth %s-%s: %w", l.Router.Name, k.routerIf, k.peerIf, err)
+	}
+	if err := l.Router.configure(ctx, k.routerIf, k.gateways); err != nil {
+		return err
+	}
+	if err := k.peer.configure(ctx, k.peerIf, k.peerAddrs); err != nil {
+		return err
+	}
+	for _, gw := range k.gateways {
+		if err := ipCmd(ctx, "-n", k.peer.Name, "route", "add", "default", "via", gw.String()); err != nil {
+			return fmt.Errorf("netlab: %s: default route: %w", k.peer.Name, err)
 		}
 	}
 	return nil
 }
 
-func (n *NS) addrs(ctx context.Context, dev string, addrs []string) error {
+// configure adds addrs (with the lab's prefix lengths) to dev and sets it up.
+func (n *NS) configure(ctx context.Context, dev string, addrs []netip.Addr) error {
 	for _, a := range addrs {
-		args := []string{"-n", n.Name, "addr", "add", a, "dev", dev}
-		if strings.Contains(a, ":") {
+		args := []string{"-n", n.Name, "addr", "add", netip.PrefixFrom(a, prefix(a).Bits()).String(), "dev", dev}
+		if a.Is6() {
 			args = append(args, "nodad")
 		}
 		if err := ipCmd(ctx, args...); err != nil {
-			return err
+			return fmt.Errorf("netlab: %s: address %s on %s: %w", n.Name, a, dev, err)
 		}
 	}
-	return ipCmd(ctx, "-n", n.Name, "link", "set", dev, "up")
-}
-
-// sysctls makes the router forward and account: forwarding for both
-// families, and conntrack accounting and events (DESIGN: with events=2,
-// flows created before a listener subscribed never report).
-func (n *NS) sysctls(ctx context.Context) error {
-	_ = exec.CommandContext(ctx, "modprobe", "nf_conntrack").Run()
-	for _, s := range []string{"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-		"net.netfilter.nf_conntrack_acct=1", "net.netfilter.nf_conntrack_events=1"} {
-		if out, err := n.Run(ctx, "sysctl", "-qw", s); err != nil {
-			return fmt.Errorf("netlab: %s: sysctl %s: %w: %s", n.Name, s, err, out)
-		}
+	if err := ipCmd(ctx, "-n", n.Name, "link", "set", dev, "up"); err != nil {
+		return fmt.Errorf("netlab: %s: %w", n.Name, err)
 	}
 	return nil
 }
 
-// Close deletes the lab's namespaces; it is idempotent.
+// Close kills any process still running in the lab's namespaces and deletes
+// them, and with them the veths. It is idempotent: namespaces already gone
+// are skipped, and a namespace whose deletion failed is tried again by the
+// next Close. A socket still open in a namespace keeps that namespace alive
+// but unnamed until the socket is closed.
 func (l *Lab) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
 	var errs []error
-	for _, ns := range []*NS{l.Caller, l.Router, l.Callee} {
-		if _, err := os.Stat("/run/netns/" + ns.Name); err != nil {
-			continue
-		}
-		if err := ipCmd(context.Background(), "netns", "del", ns.Name); err != nil {
+	var kept []*NS
+	for _, ns := range slices.Backward(l.owned) {
+		if err := ns.remove(ctx); err != nil {
 			errs = append(errs, err)
+			kept = append(kept, ns)
 		}
 	}
+	l.owned = kept
 	return errors.Join(errs...)
-}
-
-func ipCmd(ctx context.Context, args ...string) error {
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("netlab: ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
-	}
-	return nil
 }

@@ -6,60 +6,39 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
+	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
-// NS is a named network namespace (as `ip netns` knows it).
+// NS is a named network namespace, as `ip netns` knows it. Its methods are
+// safe for concurrent use.
 type NS struct {
+	// Name is the namespace's name under /run/netns.
 	Name string
 }
 
-// Run runs a command inside the namespace and returns its combined output.
+// Path returns the namespace's file, /run/netns/<name>: open it for a
+// descriptor to hand to netlink (relay.Options.NetNS).
+func (n *NS) Path() string { return filepath.Join(netnsDir, n.Name) }
+
+// Run runs name with args inside the namespace (`ip netns exec`) and returns
+// its combined output. On failure the error carries the output too.
 func (n *NS) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
 	out, err := n.Command(ctx, name, args...).CombinedOutput()
 	if err != nil {
-		return out, fmt.Errorf("netlab: %s: %s %s: %w: %s", n.Name, name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return out, fmt.Errorf("netlab: %s: %s: %w", n.Name,
+			strings.Join(append([]string{name}, args...), " "), withOutput(err, out))
 	}
 	return out, nil
 }
 
-// Command prepares a command that runs inside the namespace.
+// Command returns a command that runs name with args inside the namespace,
+// for long-running processes such as the daemon. `ip netns exec` execs name
+// in place, so the command's process is name itself: signals sent through
+// cmd.Process reach it. Close kills whatever is still running.
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
 	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
-}
-
-// Do runs fn on a locked OS thread switched into the namespace, then
-// switches back. If switching back fails the thread stays locked, so the Go
-// runtime discards it instead of reusing a thread in the wrong namespace.
-func (n *NS) Do(fn func() error) error {
-	runtime.LockOSThread()
-	host, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("netlab: %w", err)
-	}
-	defer host.Close()
-	target, err := os.Open("/run/netns/" + n.Name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("netlab: namespace %q: %w", n.Name, err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("netlab: enter %q: %w", n.Name, err)
-	}
-	ferr := fn()
-	if err := unix.Setns(int(host.Fd()), unix.CLONE_NEWNET); err != nil {
-		return fmt.Errorf("netlab: leave %q: %w", n.Name, err) // thread stays locked and dies
-	}
-	runtime.UnlockOSThread()
-	return ferr
 }
 
 // ListenUDP opens a UDP socket bound to addr inside the namespace.
@@ -71,22 +50,46 @@ func (n *NS) ListenUDP(addr netip.AddrPort) (*net.UDPConn, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("netlab: %s: listen %s: %w", n.Name, addr, err)
+		return nil, fmt.Errorf("netlab: %s: listen udp %s: %w", n.Name, addr, err)
+	}
+	return c, nil
+}
+
+// ListenPair opens an RTP socket on addr:port and an RTCP socket on
+// addr:port+1 inside the namespace (RFC 3550 section 11). On error neither
+// stays open.
+func (n *NS) ListenPair(addr netip.Addr, port uint16) (rtp, rtcp *net.UDPConn, err error) {
+	if port == 0 || port == 65535 {
+		return nil, nil, fmt.Errorf("netlab: %s: rtp port %d: want 1-65534 so that rtcp fits above it", n.Name, port)
+	}
+	if rtp, err = n.ListenUDP(netip.AddrPortFrom(addr, port)); err != nil {
+		return nil, nil, err
+	}
+	if rtcp, err = n.ListenUDP(netip.AddrPortFrom(addr, port+1)); err != nil {
+		_ = rtp.Close()
+		return nil, nil, err
+	}
+	return rtp, rtcp, nil
+}
+
+// Dial connects to address on the named network ("tcp", "udp", ...) from
+// inside the namespace, as net.Dialer.DialContext does.
+func (n *NS) Dial(ctx context.Context, network, address string) (net.Conn, error) {
+	var c net.Conn
+	err := n.Do(func() error {
+		var err error
+		c, err = (&net.Dialer{}).DialContext(ctx, network, address)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netlab: %s: dial %s %s: %w", n.Name, network, address, err)
 	}
 	return c, nil
 }
 
 // HTTPClient returns a client whose connections are dialled inside the
-// namespace (to reach a daemon listening on the namespace's loopback).
+// namespace, e.g. to reach a daemon's API on the namespace's 127.0.0.1.
+// Connections are not kept alive, so nothing stays open between requests.
 func (n *NS) HTTPClient() *http.Client {
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := n.Do(func() error {
-			var err error
-			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}
-	return &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	return &http.Client{Transport: &http.Transport{DialContext: n.Dial, DisableKeepAlives: true}}
 }
