@@ -13,17 +13,13 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
 
-// testConfig has an IPv4 and an IPv6 switchboard whose gates are named
-// after the networks, and a third whose names mean nothing to rtpproxy.
-const testConfig = `state-dir = %q
-[control]
-default-switchboard = %q
-[[switchboard]]
-name = "edge"
-gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30009" }
-gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30009" }
+// moreBoards adds to switchboardtest's "edge" an IPv6 switchboard whose
+// gates are named after the networks too, and one whose gate names mean
+// nothing to rtpproxy.
+const moreBoards = `
 [[switchboard]]
 name = "edge6"
 gate-a = { name = "external", address = "2001:db8:a::1", ports = "30000-30009" }
@@ -38,30 +34,30 @@ gate-b = { name = "right", address = "203.0.113.1", ports = "30000-30009" }
 // real socket.
 type rig struct {
 	t    *testing.T
+	cfg  *switchboard.Config
+	def  string
 	mgr  *switchboard.Manager
 	mem  *relaytest.Memory
 	srv  *Server
 	sock *Socket
-	dir  string
 	// cookies numbers the UDP commands, as Kamailio's "pid_seq" cookies.
 	cookies int
 }
 
+// newRig serves spec with def as the default switchboard.
 func newRig(t *testing.T, spec, def string) *rig {
 	t.Helper()
-	r := &rig{t: t, mem: relaytest.NewMemory(), dir: t.TempDir()}
-	r.startManager(def)
+	r := &rig{t: t, cfg: switchboardtest.Config(t, "30000-30009", moreBoards), def: def, mem: relaytest.NewMemory()}
+	r.startManager()
 	r.serve(spec)
 	return r
 }
 
-func (r *rig) startManager(def string) {
+// startManager starts a Manager on the rig's state directory and
+// dataplane, as the daemon does after a restart.
+func (r *rig) startManager() {
 	r.t.Helper()
-	cfg, err := switchboard.ParseConfig([]byte(fmt.Sprintf(testConfig, r.dir, def)))
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.mgr = switchboard.NewManager(cfg, r.mem, switchboard.Options{})
+	r.mgr = switchboard.NewManager(r.cfg, r.mem, switchboard.Options{})
 	if err := r.mgr.Start(context.Background()); err != nil {
 		r.t.Fatal(err)
 	}
@@ -80,7 +76,7 @@ func (r *rig) serve(spec string) {
 		r.t.Fatal(err)
 	}
 	r.sock = sock
-	r.srv = New(r.mgr, r.mgr.Switchboards(), "edge", nil)
+	r.srv = New(r.mgr, r.cfg.Switchboards, r.def, nil)
 	r.srv.Restore()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -341,26 +337,16 @@ func TestStreamsExpiredBehindTheFrontEndAreAllocatedAnew(t *testing.T) {
 // Without switchboards whose gates are named external and internal, the
 // default switchboard serves with gate-a external.
 func TestDefaultSwitchboardTakesGateAAsExternal(t *testing.T) {
-	cfg, err := switchboard.ParseConfig([]byte(fmt.Sprintf(`state-dir = %q
-[[switchboard]]
-name = "lan"
-gate-a = { name = "left", address = "198.51.100.1", ports = "30000-30009" }
-gate-b = { name = "right", address = "203.0.113.1", ports = "30000-30009" }
-`, t.TempDir())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr := switchboard.NewManager(cfg, relaytest.NewMemory(), switchboard.Options{})
-	if err := mgr.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer mgr.Close()
+	cfg := switchboardtest.Config(t, "30000-30009", "")
+	// Gate names that mean nothing to rtpproxy.
+	cfg.Switchboards[0].A.Name, cfg.Switchboards[0].B.Name = "left", "right"
+	mgr, _ := switchboardtest.Manager(t, cfg)
 	for _, tc := range []struct{ def, mods, want string }{
-		{"lan", "IE", "30000 198.51.100.1"},
-		{"lan", "EI", "30002 203.0.113.1"},
-		{"lan", "", "30004 203.0.113.1"},
-		{"lan", "II", "E36"},
-		{"lan", "EI6", "E36"},
+		{"edge", "IE", "30000 192.0.2.1"},
+		{"edge", "EI", "30002 10.0.0.1"},
+		{"edge", "", "30004 10.0.0.1"},
+		{"edge", "II", "E36"},
+		{"edge", "EI6", "E36"},
 		{"", "EI", "E36"},
 	} {
 		srv := New(mgr, cfg.Switchboards, tc.def, nil)
@@ -485,7 +471,7 @@ func TestRestartRestoresStreamsFromLabels(t *testing.T) {
 	r.expect("UIE "+call+" 10.0.0.10 6002 bob;2 alice;2", "30002 192.0.2.1")
 	r.expect("UEI plain 192.0.2.10 6004 carol", "30004 10.0.0.1") // no medianum
 	r.mgr.Close()
-	r.startManager("edge")
+	r.startManager()
 	r.serve("udp:127.0.0.1:0")
 	r.expect("LIE "+call+" 10.0.0.10 6000 alice;1 bob;1", "30000 192.0.2.1")
 	r.expect("LEI "+call+" 192.0.2.10 6002 bob;2 alice;2", "30002 10.0.0.1")
