@@ -27,6 +27,7 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/rtpproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"golang.org/x/sync/errgroup"
@@ -123,6 +124,16 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		srv := ng.NewServer(conn, d.calls, ng.Options{Logger: d.log.With("frontend", "ng")})
 		g.Go(func() error { return srv.Run(ctx) })
 		d.log.Info("serving rtpengine ng protocol", "ng", conn.LocalAddr().String())
+	}
+	if spec := d.cfg.Control.RTPProxy; spec != "" {
+		sock, err := rtpproxy.Listen(spec)
+		if err != nil {
+			return fmt.Errorf("control %w", err)
+		}
+		srv := rtpproxy.New(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard, d.log.With("frontend", "rtpproxy"))
+		srv.Restore()
+		g.Go(func() error { return srv.Run(ctx, sock) })
+		d.log.Info("serving rtpproxy protocol", "rtpproxy", sock.Addr().String())
 	}
 	return nil
 }
