@@ -115,6 +115,7 @@ func TestReinviteMovesCallee(t *testing.T) {
 	}
 	a.send(t, s.GateA, 20, true)
 	expect(t, "old callee address", old.rtpR, s.GateB, 20)
+	expect(t, "old callee RTCP", old.rtcpR, gateRTCP(s.GateB), 20) // none in flight at the reset
 	old.rtpR.Reset()
 	old.rtcpR.Reset()
 	ep := moved.endpoint()
