@@ -8,24 +8,29 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// kamailioCommands are command lines as Kamailio 5.6's rtpproxy module
-// sends them (src/modules/rtpproxy/rtpproxy.c), for a call with an offer,
-// answer, hold and unhold re-INVITEs, statistics and BYE.
+// kamailioCommands are command lines of Kamailio 5.6's rtpproxy module:
+// first as it sent them in integration/rtpproxy_test.go (handshake; a call
+// with offer, answer, hold and unhold re-INVITEs and BYE; a cancelled
+// call), then built as src/modules/rtpproxy/rtpproxy.c builds them for
+// the callee's re-INVITE, hold with c=0.0.0.0 and a timeout socket, IPv6,
+// a second stream with ptime, $rtpstat (Q), and Via-branch call-ids.
 var kamailioCommands = []string{
 	"V",
 	"VF 20050322",
 	"VF 20071116",
 	"VF 20081102",
-	"UEIc8,101 1-4242@192.0.2.10 192.0.2.10 6000 4242SIPpTag001;1",
-	"LIE 1-4242@192.0.2.10 10.0.0.10 6000 4242SIPpTag001;1 4243SIPpTag011;1",
-	"UEIc8,101 1-4242@192.0.2.10 192.0.2.10 6000 4242SIPpTag001;1 4243SIPpTag011;1",
-	"UIEc8,101 1-4242@192.0.2.10 10.0.0.10 6000 4243SIPpTag011;1 4242SIPpTag001;1",
-	"UEIc0,8,101 1-4242@192.0.2.10 0.0.0.0 6000 4242SIPpTag001;1 4243SIPpTag011;1 unix:/run/kamailio/rtpproxy-timeout.sock",
-	"UEI6c8 1-4242@2001:db8:a::10 2001:db8:a::10 6000 4242SIPpTag001;1",
-	"UEIAz20c18 1-4242@192.0.2.10 192.0.2.10 6002 4242SIPpTag001;2",
-	"Q 1-4242@192.0.2.10 4242SIPpTag001;1 4243SIPpTag011",
-	"D 1-4242@192.0.2.10 4242SIPpTag001 4243SIPpTag011",
-	"D 1-4242@192.0.2.10;z9hG4bK-1 4242SIPpTag001",
+	"UEIc8,101 1-16960@192.0.2.10 192.0.2.10 6000 16960SIPpTag001;1",
+	"LIEc8,101 1-16960@192.0.2.10 10.0.0.10 6000 16960SIPpTag001;1 16959SIPpTag011;1",
+	"UEIc8,101 1-16960@192.0.2.10 192.0.2.10 6000 16960SIPpTag001;1 16959SIPpTag011;1",
+	"D 1-16960@192.0.2.10 16960SIPpTag001 16959SIPpTag011",
+	"UEIc8 1-16760@192.0.2.10 192.0.2.10 6000 16760SIPpTag001;1",
+	"D 1-16760@192.0.2.10 16760SIPpTag001",
+	"UIEc8,101 1-16960@192.0.2.10 10.0.0.10 6000 16959SIPpTag011;1 16960SIPpTag001;1",
+	"UEIc0,8,101 1-16960@192.0.2.10 0.0.0.0 6000 16960SIPpTag001;1 16959SIPpTag011;1 unix:/run/kamailio/rtpproxy-timeout.sock",
+	"UEI6c8 1-16960@2001:db8:a::10 2001:db8:a::10 6000 16960SIPpTag001;1",
+	"UEIAz20c18 1-16960@192.0.2.10 192.0.2.10 6002 16960SIPpTag001;2",
+	"Q 1-16960@192.0.2.10 16960SIPpTag001;1 16959SIPpTag011",
+	"D 1-16960@192.0.2.10;z9hG4bK-1 16960SIPpTag001",
 	"I",
 }
 
