@@ -1,0 +1,52 @@
+// Package lrkproxy is nftrtpproxy's front end for the control protocol of
+// Kamailio's stock lrkproxy module, so that a Kamailio configured for an
+// LRKProxy relay drives nftrtpproxy with no change but the socket address
+// (modparam("lrkproxy", "lrkproxy_sock", "udp:127.0.0.1:22333")).
+//
+// A request is one UDP datagram "<cookie> <body>"; the module matches a
+// reply by its cookie and its exact length:
+//
+//	P                       → "<cookie> P PONG"
+//	G                       → "<cookie> G " + struct lrkp_node_conf (52 bytes:
+//	                          start_port, end_port, current_port as host-order
+//	                          C ints, internal_ip and external_ip as char[20])
+//	S <ten fields>          → "<cookie> " + body + "OK"
+//	D <ten fields>          → "<cookie> " + body + "OK"
+//
+// The ten fields are src_ipv4 dst_ipv4 snat_ipv4 dnat_ipv4 src_port
+// dst_port snat_port dnat_port timeout callid, each followed by a space
+// (an empty field leaves two spaces). The module, not the relay, picks the
+// ports: it counts through G's range itself (4 ports per call: the offer is
+// rewritten to dst_port P, the answer to snat_port P+2, each on the address
+// the flags of lrkproxy_manage name: "ei" internal, "ie" external), and
+// sends S once it has the answer. So S
+// allocates exactly those ports (switchboard.Manager.AllocPorts). The
+// caller (src) sends to snat, the callee (dnat) to dst; which of the two
+// relay addresses is gate-a or gate-b of the switchboard says on which gate
+// each peer is, and the gates learn the peers' real sources as every
+// session does. The timeout field is ignored: the switchboard's media
+// timeout ends calls whose media stopped.
+//
+// G describes the switchboard [control] default-switchboard names: its gate
+// named "internal" (else gate-b) as internal_ip, the other as external_ip,
+// the ports both gates have as the range, and current_port after the
+// newest call at a free step, so a restarted Kamailio does not start over
+// the ports of running calls.
+//
+// A call is one session labelled with its Call-ID (LabelCallID), so the
+// table survives restarts. S again with the same ports updates the peers;
+// S with new ports (Kamailio 5.6 takes new ones for a re-INVITE) moves the
+// call and ends the old session. D (sent by Kamailio 5.7 and later on BYE
+// and CANCEL) ends the call's session; Kamailio 5.6's module has no D at
+// all, so with it a call ends by the switchboard's media timeout unless the
+// configuration sends D itself (examples/kamailio/lrkproxy.cfg does, with
+// corex's send_data). The module's counter wraps without looking at what
+// is in use: a pair still held by an earlier call is taken over when that
+// call has no media left, and refused (answered "ER") when it has.
+//
+// Replies are cached by sender and cookie for a minute, so a resent
+// request is answered without being executed twice. Failures of S and D
+// are answered at the right length with "ER" instead of "OK" (the module
+// only logs those two bytes; any other length would stall it through all
+// its retransmissions) and logged here.
+package lrkproxy

@@ -1,0 +1,189 @@
+package lrkproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+)
+
+// Options tune a Server; the zero value is usable.
+type Options struct {
+	// CacheTTL is how long replies are kept for retransmissions (60 s).
+	CacheTTL time.Duration
+	// Concurrency bounds the requests processed at once (64).
+	Concurrency int
+	// Logger receives decisions and errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Server answers the lrkproxy module on a packet socket.
+type Server struct {
+	conn  net.PacketConn
+	table *mappings
+	log   *slog.Logger
+	cache *replyCache
+	sem   chan struct{}
+}
+
+// NewServer returns a server on conn that installs calls on the switchboard
+// named def (or the only one of boards when def is empty), and rebuilds its
+// table of calls from the sessions' labels.
+func NewServer(conn net.PacketConn, sessions Sessions, boards []*switchboard.Switchboard, def string, opts Options) (*Server, error) {
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = time.Minute
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 64
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	sb, err := pick(boards, def)
+	if err != nil {
+		return nil, err
+	}
+	t, err := newMappings(sessions, sb, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{conn: conn, table: t, log: opts.Logger,
+		cache: newReplyCache(opts.CacheTTL, 1<<16), sem: make(chan struct{}, opts.Concurrency)}, nil
+}
+
+func pick(boards []*switchboard.Switchboard, def string) (*switchboard.Switchboard, error) {
+	if def == "" && len(boards) == 1 {
+		return boards[0], nil
+	}
+	if def == "" {
+		return nil, errors.New(`lrkproxy: [control] default-switchboard is required when several switchboards are configured`)
+	}
+	for _, sb := range boards {
+		if sb.Name == def {
+			return sb, nil
+		}
+	}
+	return nil, fmt.Errorf("lrkproxy: switchboard %q: %w", def, switchboard.ErrUnknownSwitchboard)
+}
+
+// Run serves until ctx is done, then closes the socket. It returns nil on
+// cancel.
+func (s *Server) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		_ = s.conn.Close()
+	}()
+	go s.expireLoop(ctx)
+	buf := make([]byte, maxDatagram+1)
+	for {
+		n, from, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("lrkproxy: %w", err)
+		}
+		msg := append([]byte(nil), buf[:n]...)
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		go func() {
+			defer func() { <-s.sem }()
+			s.serve(ctx, msg, from)
+		}()
+	}
+}
+
+func (s *Server) expireLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.cache.expire(now)
+		}
+	}
+}
+
+// serve answers one datagram, from the cache when it is a retransmission.
+func (s *Server) serve(ctx context.Context, msg []byte, from net.Addr) {
+	req, err := Parse(msg)
+	if req == nil { // no cookie: nothing to answer to
+		s.log.Debug("lrkproxy: dropping datagram", "from", from.String(), "err", err)
+		return
+	}
+	e, first := s.cache.claim(from.String()+" "+req.Cookie, time.Now())
+	if first {
+		s.cache.fill(e, s.handle(ctx, req, err))
+	} else {
+		select {
+		case <-e.done:
+			s.log.Debug("lrkproxy: answering a retransmission from the cache", "cookie", req.Cookie)
+		case <-ctx.Done():
+			return
+		}
+	}
+	if _, err := s.conn.WriteTo(e.reply, from); err != nil {
+		s.log.Warn("lrkproxy: reply not sent", "to", from.String(), "err", err)
+	}
+}
+
+// handle executes a decoded request (or reports its decoding error).
+func (s *Server) handle(ctx context.Context, req *Request, err error) []byte {
+	var cfg NodeConfig
+	if err == nil {
+		switch req.Command {
+		case CmdConfig:
+			cfg = s.table.config()
+		case CmdSet:
+			err = s.table.set(ctx, req.Mapping)
+		case CmdDelete:
+			err = s.table.del(ctx, req.Mapping)
+		}
+	}
+	if err != nil {
+		s.log.Warn("lrkproxy: request failed", "command", string(req.Command), "call_id", req.Mapping.CallID, "err", err)
+	}
+	return reply(req, cfg, err)
+}
+
+// reply encodes the answer the module checks to the byte (send_lrkp_command
+// waits until a reply's length matches, resending meanwhile):
+//
+//	P: "<cookie> P PONG"
+//	G: "<cookie> G " and the 52 bytes of struct lrkp_node_conf
+//	S, D: "<cookie> " and the request body, then "OK"
+//
+// A failed (or malformed) S or D is answered at the same length with "ER"
+// for "OK": the module only logs the two bytes, and any other length would
+// stall its worker through every retransmission; the reason is logged
+// here. An unknown command has no reply the module would accept; it is
+// answered "<cookie> E <reason>".
+func reply(req *Request, cfg NodeConfig, err error) []byte {
+	head := req.Cookie + " "
+	switch {
+	case err == nil && req.Command == CmdPing:
+		return []byte(head + "P PONG")
+	case err == nil && req.Command == CmdConfig:
+		b, merr := cfg.MarshalBinary()
+		if merr == nil {
+			return append([]byte(head+"G "), b...)
+		}
+		err = merr
+	case req.Command == CmdSet || req.Command == CmdDelete:
+		if err == nil {
+			return []byte(head + req.Body + "OK")
+		}
+		return []byte(head + req.Body + "ER")
+	}
+	return []byte(head + "E " + err.Error())
+}
