@@ -537,3 +537,29 @@ func TestListenReplacesAStaleUnixSocketOnly(t *testing.T) {
 	}
 	again.Close()
 }
+
+// FuzzDatagram runs datagrams through a server over the in-memory
+// dataplane: every datagram with a cookie gets a reply carrying it, and the kernel holds exactly the legs of the sessions.
+func FuzzDatagram(f *testing.F) {
+	for i, l := range kamailioCommands {
+		f.Add(fmt.Sprintf("4242_%d %s", i, l))
+	}
+	cfg := switchboardtest.Config(f, "30000-30009", moreBoards)
+	mgr, mem := switchboardtest.Manager(f, cfg)
+	srv := New(mgr, cfg.Switchboards, "edge", nil)
+	cache := newReplyCache(time.Now)
+	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}
+	f.Fuzz(func(t *testing.T, d string) {
+		reply := srv.datagram(context.Background(), cache, from, []byte(d))
+		switch w := fields(d); {
+		case len(w) == 0 && reply != nil:
+			t.Fatalf("%q has no cookie, yet got the reply %q", d, reply)
+		case len(w) > 0 && (!strings.HasPrefix(string(reply), w[0]+" ") || !strings.HasSuffix(string(reply), "\n")):
+			t.Fatalf("%q → %q: want the cookie, a reply and a newline", d, reply)
+		}
+		legs, _ := mem.Legs(context.Background())
+		if n := len(mgr.List()); len(legs) != 4*n {
+			t.Fatalf("%q: %d legs for %d sessions", d, len(legs), n)
+		}
+	})
+}
