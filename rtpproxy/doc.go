@@ -4,8 +4,11 @@
 // drive nftrtpproxy unchanged.
 //
 // It speaks the protocol on a UDP socket, where each datagram is
-// "COOKIE COMMAND" and each reply "COOKIE REPLY\n", or on a unix stream
-// socket without cookies (see Listen). It is a thin adapter: it decodes a
+// "COOKIE COMMAND" and each reply "COOKIE REPLY\n" (a retransmitted
+// cookie is answered from a cache, not run again), or on a unix stream
+// socket without cookies, where a command ends at a newline or at the end
+// of a read (Kamailio sends one command per connection, without a
+// newline); see Listen. It is a thin adapter: it decodes a
 // command, calls the session manager through the Sessions interface and
 // encodes the result; it never touches the kernel.
 //
@@ -37,7 +40,9 @@
 // gate-a external. Without them the offer comes from "external".
 //
 // Errors are rtpproxy's "E<code>" replies with the codes of its
-// rtpp_command_ecodes.h (errors.go lists them). Re-packetization (Z),
-// forking (C), recording (R), playback (P) and timeout notifications are
-// not supported: VF says so and the commands answer E0.
+// rtpp_command_ecodes.h (errors.go lists them). Not supported, as VF
+// says: re-packetization (the modifier Z is accepted and ignored),
+// timeout notifications (U's notification socket is accepted and
+// ignored), and the commands for forking, recording and playback (C, R,
+// P, S, N), statistics (G) and deleting everything (X), which answer E0.
 package rtpproxy
