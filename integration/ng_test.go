@@ -154,6 +154,10 @@ func TestKamailioRtpengineModuleLateOffer(t *testing.T) {
 		"-m", "1", lab.RouterExtAddr.String()+":5060")
 	uac.wait(60 * time.Second)
 	uas.wait(10 * time.Second)
-	counters.expectRelayed(t, g711Packets)
+	// The caller starts sending as it sends the ACK that carries the answer,
+	// and the callee echoes at once: the echo of the first packet can reach
+	// the relay before Kamailio has passed the answer on, while the caller's
+	// address is not known yet, and is dropped. Every later packet must pass.
+	counters.expectRelayed(t, g711Packets-1)
 	expectNoRelayState(t, d, lab)
 }
