@@ -39,6 +39,10 @@ var (
 
 // Labels stored on sessions.
 const (
+	// labelOwner marks the sessions of this call table, so that Restore
+	// leaves other front ends' sessions (which may carry a call-id too) alone.
+	labelOwner       = "owner"
+	ownerCalls       = "calls"
 	labelCall        = "call-id"
 	labelBranch      = "branch"
 	labelOfferer     = "offerer-tag"
@@ -174,7 +178,7 @@ func (cl *call) party(tag, branch string) (*dialog, sdprelay.Side) {
 func (c *Calls) request(r Request, d *dialog, from sdprelay.Side, sb string, ringing bool) sdprelay.Request {
 	return sdprelay.Request{Switchboard: sb, From: from, SDP: r.SDP, Sessions: d.sessions, Ringing: ringing,
 		Source: r.Source, ReplaceOrigin: r.ReplaceOrigin, RemoveICE: r.RemoveICE,
-		Labels: map[string]string{labelCall: r.CallID, labelBranch: d.branch, labelOfferer: d.offerer,
+		Labels: map[string]string{labelOwner: ownerCalls, labelCall: r.CallID, labelBranch: d.branch, labelOfferer: d.offerer,
 			labelOffererSide: string(d.offererSide), labelAnswerer: d.answerer}}
 }
 
@@ -384,14 +388,13 @@ func (c *Calls) Count() (calls, sessions int) {
 }
 
 // Restore rebuilds the call table from the labels of the existing sessions
-// (after a restart). Sessions without a call label are not calls' and are
-// left alone.
+// (after a restart). Sessions this table did not create are left alone.
 func (c *Calls) Restore() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range c.sessions.List() {
 		id := s.Labels[labelCall]
-		if id == "" {
+		if id == "" || s.Labels[labelOwner] != ownerCalls {
 			continue
 		}
 		cl := c.calls[id]

@@ -174,3 +174,16 @@ func TestRestartRebuildsCallsFromSessionLabels(t *testing.T) {
 		t.Errorf("%d sessions after re-INVITE, want 1 (no new allocation)", n)
 	}
 }
+
+func TestRestoreLeavesOtherFrontEndsSessionsAlone(t *testing.T) {
+	dir, mem := t.TempDir(), relaytest.NewMemory()
+	f := newFixture(t, dir, mem)
+	if _, err := f.mgr.Alloc(context.Background(), switchboard.AllocRequest{Switchboard: "edge", Labels: map[string]string{"call-id": "api-made"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.mgr.Close()
+	g := newFixture(t, dir, mem)
+	if ids := g.calls.List(0); len(ids) != 0 {
+		t.Fatalf("calls after restart %q, want none: the session was made through the API", ids)
+	}
+}
