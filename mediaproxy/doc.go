@@ -1,0 +1,52 @@
+// Package mediaproxy is nftrtpproxy's front end for Kamailio's stock
+// mediaproxy module: it answers on the unix stream socket where the module
+// expects AG Projects' MediaProxy dispatcher
+// (modparam("mediaproxy", "mediaproxy_socket", ...)), for both
+// use_media_proxy()/end_media_session() and the dialog-driven
+// engage_media_proxy().
+//
+// The module keeps one connection per Kamailio process and writes a
+// command, "name: value" lines and an empty line, each ending in CRLF; it
+// reads one reply line ending in CRLF:
+//
+//	update                         → "<relay address> <port> <port> ..."
+//	type: request|reply
+//	dialog_id: <h_entry:h_id>      (engage_media_proxy only)
+//	call_id, cseq, from_uri, to_uri, from_tag, to_tag, user_agent,
+//	signaling_ip, media_relay
+//	media: <type>:<ip>:<port>:<direction>:ice=yes|no,...   (SDP only)
+//
+//	remove                         → "removed"
+//	call_id, from_tag, to_tag
+//
+// An update names one port per listed stream (0 for a rejected one) and the
+// address the SDP's recipient must send to; the module writes them into
+// the SDP. Errors are answered "error" (the module then leaves the message
+// alone). Headers with empty values are absent, as for the reference
+// dispatcher.
+//
+// Semantics, after AG Projects' media relay: a call is keyed by its Call-ID
+// and the From tag of the message that created it (the caller's); later
+// messages find it by their From or To tag. A request from the caller or a
+// reply to the callee's request carries the caller's SDP, the others the
+// callee's. Each stream (by its index in the media list) is one session of
+// the switchboard; the SDP's sender is on the gate facing it and its
+// recipient is given the opposite gate's address and port. Which gate faces
+// the caller is decided when the call is created, from signaling_ip: the
+// switchboard with a gate at the local address the kernel would send from
+// to reach it (the default-switchboard first) is used, with that gate
+// facing the SDP's sender. When no gate is on that route, the
+// default-switchboard is used with the caller on gate-a ("external" in the
+// examples): requests come from the caller side. media_relay, cseq,
+// user_agent and the URIs are accepted and not used.
+//
+// Streams start ringing and become active once both sides have sent SDP
+// (or on a 200 OK without SDP); port 0 ends a stream, a stream missing from
+// a later SDP ends too, a=sendonly, a=inactive or 0.0.0.0 mark it held (the
+// media timeout spares it). remove ends every stream of the call. The gates
+// learn the peers' real sources as for every session. Sessions carry the
+// call in their labels (Label*), so the table is rebuilt after a restart.
+//
+// The module does not retransmit (a stream socket), so there is no reply
+// cache.
+package mediaproxy

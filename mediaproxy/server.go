@@ -1,0 +1,204 @@
+package mediaproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+)
+
+// Options tune a Server; the zero value is usable.
+type Options struct {
+	// Logger receives decisions and errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Server answers Kamailio's mediaproxy module as its dispatcher.
+type Server struct {
+	calls *calls
+	log   *slog.Logger
+}
+
+// NewServer returns a server over sessions that places new calls on the
+// switchboard with a gate towards the caller's signalling address, the
+// switchboard named def first (and def, or the only switchboard, when none
+// has). It rebuilds its table of calls from the sessions' labels.
+func NewServer(sessions Sessions, boards []*switchboard.Switchboard, def string, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c, err := newCalls(sessions, boards, def, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{calls: c, log: opts.Logger}, nil
+}
+
+// Listen opens the dispatcher's unix stream socket at path: it creates the
+// directory, replaces a stale socket left by a previous run (never another
+// kind of file), and lets local users connect (Kamailio runs as its own
+// user; this is the same trust as a control port on the loopback address).
+func Listen(path string) (*net.UnixListener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("mediaproxy: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("mediaproxy: %s exists and is not a socket", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("mediaproxy: removing the stale socket: %w", err)
+		}
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("mediaproxy: %w", err)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("mediaproxy: %w", err)
+	}
+	return l, nil
+}
+
+// Run serves connections on l until ctx is done, then closes l and every
+// connection. It returns nil on cancel.
+func (s *Server) Run(ctx context.Context, l net.Listener) error {
+	var (
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+		wg    sync.WaitGroup
+	)
+	go func() {
+		<-ctx.Done()
+		l.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	defer wg.Wait()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("mediaproxy: %w", err)
+		}
+		mu.Lock()
+		if ctx.Err() != nil {
+			mu.Unlock()
+			c.Close()
+			return nil
+		}
+		conns[c] = true
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(ctx, c)
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+			c.Close()
+		}()
+	}
+}
+
+// serveConn answers the requests of one connection in order. Kamailio keeps
+// one connection per process and waits for each reply.
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	r := bufio.NewReaderSize(c, maxRequest)
+	for {
+		req, err := readRequest(r)
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				s.log.Warn("mediaproxy: closing a connection", "err", err)
+			}
+			return
+		}
+		if _, err := io.WriteString(c, s.handle(ctx, req)+"\r\n"); err != nil {
+			return
+		}
+	}
+}
+
+// readRequest reads the lines of one request up to the empty line that
+// ends it; empty lines before a command are skipped.
+func readRequest(r *bufio.Reader) ([]byte, error) {
+	var buf bytes.Buffer
+	for lines := 0; ; {
+		line, err := r.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return nil, fmt.Errorf("%w: a line longer than %d bytes", errTooLong, r.Size())
+		}
+		if err != nil {
+			return nil, err
+		}
+		empty := len(bytes.TrimRight(line, "\r\n")) == 0
+		if empty && buf.Len() == 0 {
+			continue
+		}
+		buf.Write(line)
+		if empty {
+			return buf.Bytes(), nil
+		}
+		if lines++; lines > maxLines || buf.Len() > maxRequest {
+			return nil, fmt.Errorf("%w: more than %d lines or %d bytes", errTooLong, maxLines, maxRequest)
+		}
+	}
+}
+
+// handle decodes and executes one request and returns the reply line.
+func (s *Server) handle(ctx context.Context, b []byte) string {
+	req, err := Parse(b)
+	if err != nil {
+		s.log.Warn("mediaproxy: bad request", "err", err)
+		return reply(nil, err)
+	}
+	switch req.Command {
+	case CmdUpdate:
+		u := req.Update
+		p, err := s.calls.update(ctx, u)
+		if err != nil {
+			s.log.Warn("mediaproxy: update failed", "call_id", u.CallID, "type", u.Type, "err", err)
+		}
+		return reply(p, err)
+	default:
+		err := s.calls.remove(ctx, req.Remove)
+		if err != nil {
+			s.log.Info("mediaproxy: remove failed", "call_id", req.Remove.CallID, "err", err)
+			return reply(nil, err)
+		}
+		return "removed"
+	}
+}
+
+// reply is the one place errors become the protocol's answer: "error"
+// (the module then leaves the SDP alone and its function returns -1). A
+// placement is "<relay address> <port> ..." with a port per stream of the
+// update, in order.
+func reply(p *placed, err error) string {
+	if err != nil {
+		return "error"
+	}
+	f := make([]string, 0, 1+len(p.ports))
+	f = append(f, p.addr.String())
+	for _, port := range p.ports {
+		f = append(f, strconv.Itoa(int(port)))
+	}
+	return strings.Join(f, " ")
+}
