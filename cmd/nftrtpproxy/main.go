@@ -25,6 +25,8 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/lrkproxy"
+	"github.com/nftrtpproxy/nftrtpproxy/mediaproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/rtpproxy"
@@ -134,6 +136,33 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		srv.Restore()
 		g.Go(func() error { return srv.Run(ctx, sock) })
 		d.log.Info("serving rtpproxy protocol", "rtpproxy", sock.Addr().String())
+	}
+	if addr := d.cfg.Control.LRKProxy; addr != "" {
+		conn, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("control lrkproxy: %w", err)
+		}
+		srv, err := lrkproxy.NewServer(conn, d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
+			lrkproxy.Options{Logger: d.log.With("frontend", "lrkproxy")})
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("control %w", err)
+		}
+		g.Go(func() error { return srv.Run(ctx) })
+		d.log.Info("serving lrkproxy protocol", "lrkproxy", conn.LocalAddr().String())
+	}
+	if path := d.cfg.Control.MediaProxy; path != "" {
+		srv, err := mediaproxy.NewServer(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
+			mediaproxy.Options{Logger: d.log.With("frontend", "mediaproxy")})
+		if err != nil {
+			return fmt.Errorf("control %w", err)
+		}
+		l, err := mediaproxy.Listen(path)
+		if err != nil {
+			return fmt.Errorf("control %w", err)
+		}
+		g.Go(func() error { return srv.Run(ctx, l) })
+		d.log.Info("serving mediaproxy dispatcher protocol", "mediaproxy", path)
 	}
 	return nil
 }
