@@ -124,6 +124,7 @@ func (s *Server) serve(ctx context.Context, msg []byte, from net.Addr) {
 	e, first := s.cache.claim(from.String()+" "+req.Cookie, time.Now())
 	if first {
 		s.cache.fill(e, s.handle(ctx, req, err))
+		s.log.Debug("lrkproxy: request answered", "request", string(msg), "reply", string(e.reply))
 	} else {
 		select {
 		case <-e.done:

@@ -130,7 +130,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			}
 			return
 		}
-		if _, err := io.WriteString(c, s.handle(ctx, req)+"\r\n"); err != nil {
+		rep := s.handle(ctx, req)
+		s.log.Debug("mediaproxy: request answered", "request", string(req), "reply", rep)
+		if _, err := io.WriteString(c, rep+"\r\n"); err != nil {
 			return
 		}
 	}
