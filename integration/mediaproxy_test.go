@@ -1,0 +1,107 @@
+//go:build linux && integration
+
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
+)
+
+// mediaproxyConfig is the lab configuration with the mediaproxy dispatcher
+// socket at sock.
+func mediaproxyConfig(lab *netlab.Lab, stateDir, sock string) string {
+	return strings.Replace(labConfig(lab, stateDir, ""), "[control]\n",
+		fmt.Sprintf("[control]\nmediaproxy = %q\ndefault-switchboard = \"edge\"\n", sock), 1)
+}
+
+// mediaproxyCfg is examples/kamailio/mediaproxy.cfg with the socket at sock
+// (tests must not share /run/nftrtpproxy) and, when engage, the dialog
+// driven flow.
+func mediaproxyCfg(t *testing.T, sock string, engage bool) string {
+	t.Helper()
+	b, err := os.ReadFile(kamailioExample(t, "mediaproxy.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.ReplaceAll(string(b), "/run/nftrtpproxy/dispatcher.sock", sock)
+	if engage {
+		cfg = strings.Replace(cfg, "#!KAMAILIO\n", "#!KAMAILIO\n#!define WITH_ENGAGE\n", 1)
+	}
+	p := filepath.Join(t.TempDir(), "mediaproxy.cfg")
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// callThroughMediaproxy runs the SIPp caller and callee scenarios through
+// Kamailio's mediaproxy module and returns the counters seen meanwhile.
+func callThroughMediaproxy(t *testing.T, engage bool, uacXML, uasXML string, rtp bool) (*daemon, *netlab.Lab, *legCounters) {
+	t.Helper()
+	needSIP(t)
+	lab := newLab(t)
+	sock := filepath.Join(t.TempDir(), "dispatcher.sock")
+	d := startDaemon(t, lab, mediaproxyConfig(lab, t.TempDir(), sock))
+	startKamailio(t, lab, mediaproxyCfg(t, sock, engage))
+	uasArgs := []string{"-i", lab.CalleeAddr.String(), "-p", "5060", "-m", "1"}
+	uacArgs := []string{"-i", lab.CallerAddr.String(), "-p", "5060", "-mi", lab.CallerAddr.String(),
+		"-key", "callee", lab.CalleeAddr.String(), "-m", "1", lab.RouterExtAddr.String() + ":5060"}
+	if rtp {
+		uasArgs = append(uasArgs, "-rtp_echo", "-mi", lab.CalleeAddr.String(), "-mp", "6000")
+		uacArgs = append(uacArgs, "-mp", "6000")
+	}
+	uas := startSIPp(t, lab.Callee, uasXML, uasArgs...)
+	counters := watchCounters(t, d)
+	uac := startSIPp(t, lab.Caller, uacXML, uacArgs...)
+	uac.wait(60 * time.Second)
+	uas.wait(10 * time.Second)
+	counters.halt()
+	return d, lab, counters
+}
+
+// Kamailio 5.6 with its stock mediaproxy module (use_media_proxy and
+// end_media_session) relays a real call through the kernel: SIPp plays a
+// pcap, the callee echoes it, every packet crosses the relay both ways; the
+// hold and unhold re-INVITEs keep the session; BYE removes everything.
+func TestKamailioMediaproxyModuleCallWithHold(t *testing.T) {
+	d, lab, counters := callThroughMediaproxy(t, false, "uac.xml", "uas.xml", true)
+	counters.expectRelayed(t, g711Packets)
+	if counters.sessions != 1 {
+		t.Errorf("%d sessions at once during the call, want 1 (re-INVITEs keep the session)", counters.sessions)
+	}
+	expectNoRelayState(t, d, lab)
+}
+
+// The same call with engage_media_proxy: the dialog module reports every
+// SDP and the end of the dialog.
+func TestKamailioMediaproxyModuleEngagedCallWithHold(t *testing.T) {
+	d, lab, counters := callThroughMediaproxy(t, true, "uac.xml", "uas.xml", true)
+	counters.expectRelayed(t, g711Packets)
+	if counters.sessions != 1 {
+		t.Errorf("%d sessions at once during the call, want 1", counters.sessions)
+	}
+	expectNoRelayState(t, d, lab)
+}
+
+// A late offer (the offer in the 200 OK, the answer in the ACK) relays the
+// call's RTP both ways too.
+func TestKamailioMediaproxyModuleLateOffer(t *testing.T) {
+	d, lab, counters := callThroughMediaproxy(t, false, "late_uac.xml", "late_uas.xml", true)
+	counters.expectRelayed(t, g711Packets)
+	expectNoRelayState(t, d, lab)
+}
+
+// A caller that cancels while the callee rings leaves nothing behind.
+func TestKamailioMediaproxyModuleCancelLeavesNothing(t *testing.T) {
+	d, lab, counters := callThroughMediaproxy(t, false, "uac_cancel.xml", "uas_cancel.xml", false)
+	if counters.sessions != 1 {
+		t.Errorf("%d sessions while ringing, want 1", counters.sessions)
+	}
+	expectNoRelayState(t, d, lab)
+}
