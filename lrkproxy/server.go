@@ -101,15 +101,20 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
+// expireLoop drops old cached replies, and calls whose session ended
+// without a D, until ctx is done.
 func (s *Server) expireLoop(ctx context.Context) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
-	for {
+	for i := 1; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			s.cache.expire(now)
+			if i%6 == 0 {
+				s.table.sweep()
+			}
 		}
 	}
 }

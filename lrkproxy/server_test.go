@@ -369,3 +369,29 @@ gate-b = { address = "2001:db8::2", ports = "40000-40011" }`, "v6"},
 		})
 	}
 }
+
+func TestCallsWhoseSessionTimedOutLeaveTheTable(t *testing.T) {
+	h := newHarness(t)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	srv, err := NewServer(pc, h.m, h.cfg.Switchboards, "edge", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, _ := Parse([]byte(moduleSet))
+	if err := srv.table.set(ctx, r.Mapping); err != nil {
+		t.Fatal(err)
+	}
+	// The media timeout ends the session; Kamailio 5.6 sends no D.
+	if err := h.m.Delete(ctx, h.sessions(t)[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	srv.table.sweep()
+	if n, g := len(srv.table.byCall), len(srv.table.byGate); n != 0 || g != 0 {
+		t.Errorf("%d calls and %d gate ports left in the table, want none", n, g)
+	}
+}

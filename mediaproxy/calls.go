@@ -375,6 +375,30 @@ func (t *calls) remove(ctx context.Context, r *Remove) error {
 	return nil
 }
 
+// sweep forgets streams whose session the manager ended on its own
+// (ringing or media timeout) and calls left without any, so calls that never
+// saw a remove do not stay in the table.
+func (t *calls) sweep() {
+	live := map[string]bool{}
+	for _, s := range t.sessions.List() {
+		live[s.ID] = true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, c := range t.calls {
+		alive := false
+		for i, id := range c.streams {
+			if !live[id] {
+				c.streams[i] = ""
+			}
+			alive = alive || c.streams[i] != ""
+		}
+		if !alive {
+			delete(t.calls, k)
+		}
+	}
+}
+
 // kernelRoute returns the local address the kernel would send from to
 // reach dst (a connected UDP socket; nothing is sent).
 func kernelRoute(dst netip.Addr) (netip.Addr, error) {

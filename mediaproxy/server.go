@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -90,6 +91,11 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 		mu.Unlock()
 	}()
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.sweepLoop(ctx)
+	}()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -115,6 +121,21 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 			mu.Unlock()
 			c.Close()
 		}()
+	}
+}
+
+// sweepLoop drops calls whose sessions ended without a remove, every
+// minute until ctx is done.
+func (s *Server) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.calls.sweep()
+		}
 	}
 }
 

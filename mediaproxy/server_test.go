@@ -321,3 +321,32 @@ func TestListenReplacesAStaleSocketButNoOtherFile(t *testing.T) {
 }
 
 func writeFile(p string) error { return os.WriteFile(p, []byte("x"), 0o600) }
+
+func TestCallsWhoseSessionsEndedLeaveTheTable(t *testing.T) {
+	h := newHarness(t, "30000-30011")
+	srv, err := NewServer(h.m, h.cfg.Switchboards, "edge", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.calls.route = labRoute
+	r, _ := Parse([]byte(moduleEngaged))
+	ctx := context.Background()
+	if _, err := srv.calls.update(ctx, r.Update); err != nil {
+		t.Fatal(err)
+	}
+	ss := h.m.List()
+	if err := h.m.Delete(ctx, ss[1].ID); err != nil { // the ringing timeout of one stream
+		t.Fatal(err)
+	}
+	srv.calls.sweep()
+	if n := len(srv.calls.calls); n != 1 {
+		t.Fatalf("%d calls after one of two streams ended, want 1", n)
+	}
+	if err := h.m.Delete(ctx, ss[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	srv.calls.sweep()
+	if n := len(srv.calls.calls); n != 0 {
+		t.Errorf("%d calls after all streams ended, want 0", n)
+	}
+}
