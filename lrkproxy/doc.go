@@ -24,8 +24,8 @@
 // caller (src) sends to snat, the callee (dnat) to dst; which of the two
 // relay addresses is gate-a or gate-b of the switchboard says on which gate
 // each peer is, and the gates learn the peers' real sources as every
-// session does. The timeout field is ignored: the switchboard's media
-// timeout ends calls whose media stopped.
+// session does. The timeout field only serves the take-over rule below:
+// the switchboard's media timeout ends calls whose media stopped.
 //
 // G describes the switchboard [control] default-switchboard names: its gate
 // named "internal" (else gate-b) as internal_ip, the other as external_ip,
@@ -41,8 +41,10 @@
 // all, so with it a call ends by the switchboard's media timeout unless the
 // configuration sends D itself (examples/kamailio/lrkproxy.cfg does, with
 // corex's send_data). The module's counter wraps without looking at what
-// is in use: a pair still held by an earlier call is taken over when that
-// call has no media left, and refused (answered "ER") when it has.
+// is in use (and Kamailio's processes share it without a lock): a pair
+// still held by an earlier call is taken over when that call has no media
+// and was last signalled longer ago than S's timeout field, and refused
+// (answered "ER") otherwise.
 //
 // Replies are cached by sender and cookie for a minute, so a resent
 // request is answered without being executed twice. Failures of S and D

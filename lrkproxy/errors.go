@@ -13,5 +13,5 @@ var (
 	errNoCallID       = errors.New("no call-id")
 	errNotGates       = errors.New("relay addresses are not the switchboard's gates")
 	errNoPorts        = errors.New("relay ports missing")
-	errLiveHolder     = errors.New("port pair held by a call with media")
+	errLiveHolder     = errors.New("port pair held by a call that may be going on")
 )

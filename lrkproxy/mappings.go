@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -42,6 +43,7 @@ type mappings struct {
 	sb       *switchboard.Switchboard
 	base     NodeConfig // without CurrentPort
 	log      *slog.Logger
+	now      func() time.Time
 
 	mu     sync.Mutex
 	byCall map[string]*mapping
@@ -60,7 +62,7 @@ func newMappings(sessions Sessions, sb *switchboard.Switchboard, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	t := &mappings{sessions: sessions, sb: sb, base: base, log: log,
+	t := &mappings{sessions: sessions, sb: sb, base: base, log: log, now: time.Now,
 		byCall: map[string]*mapping{}, byGate: map[netip.AddrPort]string{}}
 	for _, s := range sessions.List() { // oldest first: a newer duplicate wins
 		if id := s.Labels[LabelCallID]; id != "" && s.Switchboard == sb.Name {
@@ -197,7 +199,7 @@ func (t *mappings) set(ctx context.Context, m Mapping) error {
 		t.forget(old) // ended meanwhile (media timeout): install it again
 		old = nil
 	}
-	s, err := t.alloc(ctx, m.CallID, a, b, portA, portB)
+	s, err := t.alloc(ctx, m, a, b, portA, portB)
 	if err != nil {
 		return err
 	}
@@ -219,10 +221,14 @@ func known(e switchboard.Endpoint) *switchboard.Endpoint {
 // alloc allocates the session on the requested ports. The module's counter
 // goes round the range regardless of what is in use, so a pair may still
 // belong to an earlier call of the module: that call's session is ended
-// when it is this call's own or carries no media any more (Kamailio 5.6
-// never sends D, so ended calls linger until the media timeout); a pair
-// held by a call with media, or by another front end, is refused.
-func (t *mappings) alloc(ctx context.Context, callID string, a, b switchboard.Endpoint, portA, portB uint16) (*switchboard.Session, error) {
+// when it is this call's own, or when it has no media and was last
+// signalled longer ago than the S's timeout (Kamailio 5.6 never sends D, so
+// ended calls linger until the media timeout). A pair held by a call with
+// media or answered just now (the module's counter is shared by Kamailio's
+// processes without a lock, so two calls can be given the same ports), or
+// held by another front end, is refused.
+func (t *mappings) alloc(ctx context.Context, m Mapping, a, b switchboard.Endpoint, portA, portB uint16) (*switchboard.Session, error) {
+	callID := m.CallID
 	r := switchboard.AllocRequest{Switchboard: t.sb.Name, A: a, B: b, Labels: map[string]string{LabelCallID: callID}}
 	s, err := t.sessions.AllocPorts(ctx, r, portA, portB)
 	if !errors.Is(err, switchboard.ErrPortInUse) {
@@ -234,7 +240,7 @@ func (t *mappings) alloc(ctx context.Context, callID string, a, b switchboard.En
 			continue
 		}
 		if holder.callID != callID {
-			if live, lerr := t.hasMedia(ctx, holder); lerr != nil || live {
+			if live, lerr := t.inUse(ctx, holder, m.Timeout); lerr != nil || live {
 				return nil, errors.Join(fmt.Errorf("call %q: %s: %w", holder.callID, g, errLiveHolder), lerr)
 			}
 		}
@@ -243,13 +249,21 @@ func (t *mappings) alloc(ctx context.Context, callID string, a, b switchboard.En
 	return t.sessions.AllocPorts(ctx, r, portA, portB)
 }
 
-func (t *mappings) hasMedia(ctx context.Context, m *mapping) (bool, error) {
+// inUse reports whether m's call may still be going on: it has media, or
+// was signalled within timeout seconds (60 if unset).
+func (t *mappings) inUse(ctx context.Context, m *mapping, timeout int) (bool, error) {
 	d, err := t.sessions.Show(ctx, m.session)
 	if errors.Is(err, switchboard.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
+	}
+	if timeout <= 0 {
+		timeout = 60
+	}
+	if t.now().Sub(d.Updated) < time.Duration(timeout)*time.Second {
+		return true, nil
 	}
 	for _, l := range d.Legs {
 		if l.Flows > 0 {

@@ -22,6 +22,7 @@ type harness struct {
 	m   *switchboard.Manager
 	mem *relaytest.Memory
 	cl  *net.UDPConn
+	srv *Server
 }
 
 func newHarness(t *testing.T) *harness {
@@ -43,6 +44,7 @@ func (h *harness) serve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.srv = srv
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -299,7 +301,11 @@ func TestBadRequestsAreRefusedAndChangeNothing(t *testing.T) {
 func TestTheCounterWrappingOntoAnEndedCallTakesItsPorts(t *testing.T) {
 	h := newHarness(t)
 	h.exchange(t, set("1_0", "old", "192.0.2.10:6000", "10.0.0.10:6000", 30000))
-	// No flows: the old call ended, but Kamailio 5.6 never said so.
+	// No flows for longer than S's timeout (60 s): the old call ended, but
+	// Kamailio 5.6 never said so.
+	h.srv.table.mu.Lock() // the table reads its clock under mu
+	h.srv.table.now = func() time.Time { return time.Now().Add(61 * time.Second) }
+	h.srv.table.mu.Unlock()
 	h.exchange(t, set("1_1", "new", "192.0.2.11:6000", "10.0.0.11:6000", 30000))
 	ss := h.sessions(t)
 	if len(ss) != 1 || ss[0].Labels[LabelCallID] != "new" {
@@ -309,6 +315,20 @@ func TestTheCounterWrappingOntoAnEndedCallTakesItsPorts(t *testing.T) {
 	h.exchange(t, del("1_2", "old"))
 	if n := len(h.sessions(t)); n != 1 {
 		t.Errorf("D of the replaced call left %d sessions, want the new call's", n)
+	}
+}
+
+// Kamailio's processes share the module's port counter without a lock, so
+// two calls answered at once can be given the same ports; the one answered
+// first has no media yet, and must not be ended by the second.
+func TestACallAnsweredJustNowKeepsItsPorts(t *testing.T) {
+	h := newHarness(t)
+	h.exchange(t, set("1_0", "first", "192.0.2.10:6000", "10.0.0.10:6000", 30000))
+	if got := h.exchange(t, set("1_1", "second", "192.0.2.11:6000", "10.0.0.11:6000", 30000)); !bytes.HasSuffix(got, []byte("ER")) {
+		t.Errorf("reply %q, want ER", got)
+	}
+	if ss := h.sessions(t); len(ss) != 1 || ss[0].Labels[LabelCallID] != "first" {
+		t.Errorf("sessions %v, want the first call's only", ss)
 	}
 }
 
