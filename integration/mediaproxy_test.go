@@ -90,9 +90,12 @@ func TestKamailioMediaproxyModuleEngagedCallWithHold(t *testing.T) {
 }
 
 // A late offer (the offer in the 200 OK, the answer in the ACK) relays the
-// call's RTP both ways too.
+// call's RTP both ways too. The caller's address is known only once
+// Kamailio has passed the ACK's SDP to the relay, so the caller waits a
+// moment before playing (mediaproxy_late_uac.xml): the callee's echo of a
+// packet that overtook the ACK would have nowhere to go.
 func TestKamailioMediaproxyModuleLateOffer(t *testing.T) {
-	d, lab, counters := callThroughMediaproxy(t, false, "late_uac.xml", "late_uas.xml", true)
+	d, lab, counters := callThroughMediaproxy(t, false, "mediaproxy_late_uac.xml", "late_uas.xml", true)
 	counters.expectRelayed(t, g711Packets)
 	expectNoRelayState(t, d, lab)
 }
