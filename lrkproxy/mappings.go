@@ -234,6 +234,7 @@ func (t *mappings) alloc(ctx context.Context, m Mapping, a, b switchboard.Endpoi
 	if !errors.Is(err, switchboard.ErrPortInUse) {
 		return s, err
 	}
+	var holders []*mapping // all checked before any is ended
 	for _, g := range []netip.AddrPort{netip.AddrPortFrom(t.sb.A.Addr, portA), netip.AddrPortFrom(t.sb.B.Addr, portB)} {
 		holder := t.byCall[t.byGate[g]]
 		if holder == nil {
@@ -244,7 +245,10 @@ func (t *mappings) alloc(ctx context.Context, m Mapping, a, b switchboard.Endpoi
 				return nil, errors.Join(fmt.Errorf("call %q: %s: %w", holder.callID, g, errLiveHolder), lerr)
 			}
 		}
-		t.remove(ctx, holder, "its ports were given to call "+callID)
+		holders = append(holders, holder)
+	}
+	for _, h := range holders {
+		t.remove(ctx, h, "its ports were given to call "+callID)
 	}
 	return t.sessions.AllocPorts(ctx, r, portA, portB)
 }

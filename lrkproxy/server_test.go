@@ -415,3 +415,27 @@ func TestCallsWhoseSessionTimedOutLeaveTheTable(t *testing.T) {
 		t.Errorf("%d calls and %d gate ports left in the table, want none", n, g)
 	}
 }
+
+func TestAPairHalfHeldByAGoingCallEndsNoCall(t *testing.T) {
+	h := newHarness(t)
+	// Two old calls: "stale" holds gate-a's 30002 and has no media, "going"
+	// holds gate-b's 30004 and has. A call asking for exactly those two is
+	// refused, and the stale call is not ended on the way.
+	h.exchange(t, set("1_0", "stale", "192.0.2.10:6000", "10.0.0.10:6000", 30000))
+	h.exchange(t, "1_1 S 192.0.2.12 10.0.0.1 192.0.2.1 10.0.0.12 6000 30004 30006 6000 60 going ")
+	for _, s := range h.sessions(t) {
+		if s.Labels[LabelCallID] == "going" {
+			h.mem.SetFlows(relay.Flow{Mark: relay.Mark(s.Index * 4)})
+		}
+	}
+	h.srv.table.mu.Lock()
+	h.srv.table.now = func() time.Time { return time.Now().Add(61 * time.Second) }
+	h.srv.table.mu.Unlock()
+	got := h.exchange(t, "1_2 S 192.0.2.11 10.0.0.1 192.0.2.1 10.0.0.11 6000 30004 30002 6000 60 new ")
+	if !bytes.HasSuffix(got, []byte("ER")) {
+		t.Fatalf("reply %q, want ER", got)
+	}
+	if n := len(h.sessions(t)); n != 2 {
+		t.Errorf("%d sessions, want both old calls still there", n)
+	}
+}
