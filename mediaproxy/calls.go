@@ -302,9 +302,11 @@ func (t *calls) stream(ctx context.Context, c *call, i int, from side, st Stream
 }
 
 // answered ends ringing: a 200 OK without SDP answers with the offer's SDP.
+// Streams already active are left alone (adjusting them would reopen their
+// learning windows).
 func (t *calls) answered(ctx context.Context, c *call) {
 	for _, id := range c.streams {
-		if id == "" {
+		if s, err := t.sessions.Get(id); err != nil || s.State != switchboard.Ringing {
 			continue
 		}
 		if _, err := t.sessions.AdjustTimeout(ctx, id, switchboard.Active); err != nil {

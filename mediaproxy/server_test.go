@@ -231,8 +231,14 @@ func TestA200WithoutSDPAnswersTheCall(t *testing.T) {
 	if got := h.ask(t, noSDP); got != "192.0.2.1 30000" {
 		t.Errorf("200 OK without SDP: %q", got)
 	}
-	if s := h.only(t); s.State != switchboard.Active {
+	s := h.only(t)
+	if s.State != switchboard.Active {
 		t.Errorf("state %s, want active", s.State)
+	}
+	// A re-INVITE's 200 OK without SDP leaves the active stream alone.
+	h.ask(t, strings.Replace(noSDP, "cseq: 1", "cseq: 2", 1))
+	if again := h.only(t); !again.A.LearnUntil.Equal(s.A.LearnUntil) {
+		t.Errorf("learning window moved from %s to %s: an active stream was adjusted again", s.A.LearnUntil, again.A.LearnUntil)
 	}
 }
 
