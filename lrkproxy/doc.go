@@ -46,6 +46,19 @@
 // and was last signalled longer ago than S's timeout field, and refused
 // (answered "ER") otherwise.
 //
+// One call through Kamailio 5.6.3 (examples/kamailio/lrkproxy.cfg,
+// integration test TestKamailioLrkproxyModuleCallWithHold), each Kamailio
+// process starting with P and G, the G reply's 52 bytes shown decoded (S
+// and D end in a space after the Call-ID, not shown):
+//
+//	26307_0 P                         → 26307_0 P PONG
+//	26307_1 G                         → 26307_1 G {30000 30996 30000 "10.0.0.1" "192.0.2.1"}
+//	26306_2 S 192.0.2.10 10.0.0.1 192.0.2.1 10.0.0.10 6000 30000 30002 6000 60 1-26315@192.0.2.10
+//	                                  → the same and "OK"
+//	(hold and unhold re-INVITEs: S again on 30004/30006, then 30008/30010)
+//	end-1-26315@192.0.2.10 D         60 1-26315@192.0.2.10
+//	                                  → the same and "OK" (sent by the configuration on BYE)
+//
 // Replies are cached by sender and cookie for a minute, so a resent
 // request is answered without being executed twice. Failures of S and D
 // are answered at the right length with "ER" instead of "OK" (the module

@@ -47,6 +47,37 @@
 // learn the peers' real sources as for every session. Sessions carry the
 // call in their labels (Label*), so the table is rebuilt after a restart.
 //
+// One call through Kamailio 5.6.3 with use_media_proxy()
+// (examples/kamailio/mediaproxy.cfg, integration test
+// TestKamailioMediaproxyModuleCallWithHold); every line ends in CRLF:
+//
+//	update                                   (the INVITE)
+//	type: request
+//	dialog_id:
+//	call_id: 1-26391@192.0.2.10
+//	cseq: 1
+//	from_uri: alice@192.0.2.10:5060
+//	to_uri: bob@10.0.0.10:5060
+//	from_tag: 26391SIPpTag001
+//	to_tag:
+//	user_agent: unknown agent
+//	signaling_ip: 192.0.2.10
+//	media_relay:
+//	media: audio:192.0.2.10:6000:sendrecv:ice=no
+//	                                         → 10.0.0.1 30000
+//	update, type: reply, to_tag: 26390SIPpTag011, signaling_ip: 10.0.0.10,
+//	media: audio:10.0.0.10:6000:sendrecv:ice=no   (the 200 OK)
+//	                                         → 192.0.2.1 30000
+//	(hold: cseq 2, the caller's sendonly → 10.0.0.1 30000, the callee's
+//	recvonly → 192.0.2.1 30000; unhold: cseq 3, the same ports)
+//	remove
+//	call_id: 1-26391@192.0.2.10
+//	from_tag: 26391SIPpTag001
+//	to_tag: 26390SIPpTag011                  → removed
+//
+// engage_media_proxy() sends the same with dialog_id "h_entry:h_id" (e.g.
+// "86:8150"), and remove when the dialog ends.
+//
 // The module does not retransmit (a stream socket), so there is no reply
 // cache.
 package mediaproxy
