@@ -8,12 +8,13 @@ BIN         := bin
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 FUZZTIME    ?= 20s
-# Debian packages the kernel tests and the demo use: the nft and conntrack
-# CLIs are the independent oracles of the integration tests; Kamailio and
-# SIPp are the real SIP peers of the control protocol tests.
-DEB_PACKAGES := nftables conntrack iproute2 kmod kamailio sip-tester
+# Debian packages: the demo needs the kernel tools (ip; nft and conntrack are
+# also the independent oracles of the integration tests); the tests add
+# Kamailio and SIPp, the real SIP peers of the control protocol tests.
+KERNEL_PACKAGES := nftables conntrack iproute2 kmod
+SIP_PACKAGES    := kamailio sip-tester
 
-.PHONY: all build test unit integration lint fuzz bench demo deps clean
+.PHONY: all build test unit integration lint fuzz bench demo deps demo-deps clean
 
 all: build
 
@@ -22,7 +23,10 @@ build:
 
 ## deps: install the Debian packages that are missing (only as root).
 deps:
-	@scripts/deps.sh $(DEB_PACKAGES)
+	@scripts/deps.sh $(KERNEL_PACKAGES) $(SIP_PACKAGES)
+
+demo-deps:
+	@scripts/deps.sh $(KERNEL_PACKAGES)
 
 ## test: lint, unit tests, then the kernel integration tests (root only;
 ## without root they skip with a message).
@@ -65,7 +69,7 @@ bench: deps build
 	$(GO) run ./integration/cmd/bench -bin $(BIN) -gobench $(BIN)/bench-go.txt -out $(BENCH_OUT) $(BENCH_FLAGS)
 
 ## demo: a three-namespace lab relaying RTP through the kernel (root).
-demo: deps build
+demo: demo-deps build
 	$(GO) run ./integration/cmd/demo -bin $(BIN) -config examples/demo.toml
 
 clean:
