@@ -57,7 +57,7 @@ fuzz:
 ## the kernel path beside plain routing and rtpengine in network-namespace
 ## labs, one table of ratios printed and written to BENCH_OUT (root; about
 ## 8 minutes, BENCH_FLAGS=-quick for about 2). rtpengine is Debian's
-## rtpengine-daemon, installed here rather than in DEB_PACKAGES: nothing
+## rtpengine-daemon, installed here rather than with the test packages: nothing
 ## else needs it or its ~65 codec libraries, and its package enables a
 ## systemd unit (never started here: scripts/deps.sh forbids service starts).
 BENCH_OUT   ?= bench-results.md
