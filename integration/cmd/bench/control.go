@@ -52,6 +52,7 @@ func (b *bench) daemonControl(ctx context.Context, lab *netlab.Lab, d *daemon, l
 
 func loadControl(ctx context.Context, o *options, what string, clients int, op callOp) ctrlResult {
 	progress("control plane: %s", what)
+	waitQuiet(ctx, quietWait)
 	r := runControl(ctx, clients, o.ctrl, op)
 	progress("  %.0f calls/s, p50 %s, p99 %s, %d errors", r.rate(), dur(percentile(r.lat, 50)), dur(percentile(r.lat, 99)), r.errs)
 	return r

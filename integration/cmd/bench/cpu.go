@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // userHZ is the unit of /proc/stat and /proc/<pid>/stat times (USER_HZ,
@@ -179,4 +182,29 @@ func procSeconds(pid int) float64 {
 		return 0
 	}
 	return float64(p.own) / userHZ
+}
+
+// quietShare is the share of the machine other users may take for it to
+// count as quiet.
+const quietShare = 0.05
+
+// waitQuiet waits up to limit for a moment when other users' processes
+// take under quietShare of the machine, so that a measurement starts
+// undisturbed on a shared machine (nothing stops them from starting again
+// meanwhile: the tables report their share of every window).
+func waitQuiet(ctx context.Context, limit time.Duration) {
+	const slice = 200 * time.Millisecond
+	self := os.Getpid()
+	deadline := time.Now().Add(limit)
+	prev, err := sampleCPU(self)
+	for err == nil && time.Now().Before(deadline) && sleepCtx(ctx, slice) == nil {
+		var next cpuSample
+		if next, err = sampleCPU(self); err != nil {
+			return
+		}
+		if prev.until(next).foreign < quietShare*slice.Seconds()*float64(runtime.NumCPU()) {
+			return
+		}
+		prev = next
+	}
 }

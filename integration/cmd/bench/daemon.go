@@ -86,7 +86,7 @@ func startDaemon(ctx context.Context, lab *netlab.Lab, bin, config string) (*dae
 		os.RemoveAll(dir)
 		return nil, 0, err
 	}
-	took, err := d.start(ctx)
+	took, err := d.start(ctx, time.Minute)
 	if err != nil {
 		d.close()
 		return nil, 0, err
@@ -94,7 +94,11 @@ func startDaemon(ctx context.Context, lab *netlab.Lab, bin, config string) (*dae
 	return d, took, nil
 }
 
-func (d *daemon) start(ctx context.Context) (time.Duration, error) {
+// errNotServing is a daemon that did not answer within the time allowed.
+var errNotServing = errors.New("nftrtpproxy did not serve in time")
+
+// start runs the daemon and waits up to limit for its API to answer.
+func (d *daemon) start(ctx context.Context, limit time.Duration) (time.Duration, error) {
 	d.cmd = d.lab.Router.Command(context.Background(), filepath.Join(d.bin, "nftrtpproxy"), "-config", d.config)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	begin := time.Now()
@@ -104,7 +108,7 @@ func (d *daemon) start(ctx context.Context) (time.Duration, error) {
 	}
 	d.done = make(chan error, 1)
 	go func() { d.done <- d.cmd.Wait() }()
-	deadline := time.Now().Add(2 * time.Minute)
+	deadline := begin.Add(limit)
 	for {
 		c, cancel := context.WithTimeout(ctx, time.Second)
 		_, err := d.api.Switchboards(c)
@@ -121,16 +125,17 @@ func (d *daemon) start(ctx context.Context) (time.Duration, error) {
 		case <-time.After(2 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("nftrtpproxy did not serve within 2 minutes; log:\n%s", tail(d.log.Name()))
+			return time.Since(begin), fmt.Errorf("%w (%s); log:\n%s", errNotServing, limit, tail(d.log.Name()))
 		}
 	}
 }
 
 // restart kills the daemon with SIGKILL, as a crash would, starts it again
-// on the same state and returns the time from the new start to serving.
-func (d *daemon) restart(ctx context.Context) (time.Duration, error) {
+// on the same state and returns the time from the new start to serving,
+// waiting up to limit.
+func (d *daemon) restart(ctx context.Context, limit time.Duration) (time.Duration, error) {
 	d.signal(syscall.SIGKILL)
-	return d.start(ctx)
+	return d.start(ctx, limit)
 }
 
 // signal sends sig and waits up to 10 s for the process to end.

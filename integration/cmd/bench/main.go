@@ -39,7 +39,8 @@ type options struct {
 	bin, out, goBench, rtpengine string
 	quick                        bool
 	calls                        []int         // call counts of measurement 1
-	warmup, window               time.Duration // of every paced run
+	warmup, window               time.Duration // of every paced run of measurement 1
+	levelWindow                  time.Duration // of the paced runs of measurement 2
 	blast                        time.Duration // window of a single-flow run
 	blasts                       int           // single-flow runs per point, the best kept
 	ctrl                         time.Duration // duration of a control-plane run
@@ -48,6 +49,7 @@ type options struct {
 	live                         int           // live sessions of measurement 3
 	scale                        int           // sessions of measurement 4
 	clients                      []int         // concurrent control clients
+	restartLimit                 time.Duration // how long a restarted daemon may take to serve
 	only                         map[int]bool  // measurements to run; empty: all
 }
 
@@ -89,7 +91,7 @@ func parseFlags(args []string) (*options, error) {
 	}
 	o.defaults()
 	if *window > 0 {
-		o.window = *window
+		o.window, o.levelWindow = *window, *window
 	}
 	var err error
 	if *calls != "" {
@@ -124,14 +126,15 @@ func parseInts(s string) ([]int, error) {
 }
 
 func (o *options) defaults() {
-	o.clients = []int{1, 8}
+	o.clients, o.restartLimit = []int{1, 8}, 150*time.Second
 	if o.quick {
+		o.restartLimit = time.Minute
 		o.calls, o.warmup, o.window, o.blast, o.blasts, o.ctrl = []int{500}, time.Second, 4*time.Second, 2*time.Second, 2, 2*time.Second
-		o.paced, o.levels, o.live, o.scale = 200, []int{10, 2000, 20000}, 10000, 20000
+		o.paced, o.levels, o.live, o.scale, o.levelWindow = 200, []int{10, 2000, 20000}, 10000, 20000, 4*time.Second
 		return
 	}
 	o.calls, o.warmup, o.window, o.blast, o.blasts, o.ctrl = []int{1000, 2000, 3000}, 2*time.Second, 10*time.Second, 3*time.Second, 3, 4*time.Second
-	o.paced, o.levels, o.live, o.scale = 500, []int{10, 10000, 100000}, 50000, 100000
+	o.paced, o.levels, o.live, o.scale, o.levelWindow = 500, []int{10, 10000, 100000}, 50000, 100000, 6*time.Second
 }
 
 // bench is one run: its options, its table, and what one measurement

@@ -17,9 +17,10 @@ import (
 )
 
 const (
-	interval = 20 * time.Millisecond // one RTP packet per call and direction
-	phases   = 10                    // calls are spread over this many phases of an interval
-	drain    = 300 * time.Millisecond
+	quietWait = 3 * time.Second       // the longest a measurement waits for other users to pause
+	interval  = 20 * time.Millisecond // one RTP packet per call and direction
+	phases    = 10                    // calls are spread over this many phases of an interval
+	drain     = 300 * time.Millisecond
 )
 
 // callLoad is a set of calls between one caller socket and one callee
@@ -251,6 +252,7 @@ func runBlast(ctx context.Context, lab *netlab.Lab, src, dst, sink netip.AddrPor
 // stops, drains and closes the sockets. Nil senders and counters are
 // directions that carry nothing.
 func measure(ctx context.Context, socks [2]*socket, tx [2]sender, rx [2]*counter, server int, warmup, window time.Duration) (trafficResult, error) {
+	waitQuiet(ctx, quietWait)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, s := range tx {
