@@ -58,8 +58,17 @@ func TestForeignTicksLeaveOutOurTreeAndKernelThreads(t *testing.T) {
 		82: {ppid: 81, ticks: 9},              // a child of the daemon
 	}
 	foreign, kernel := foreignTicks(procs, 80)
-	if foreign != 1+100+1000+5 || kernel != 30 {
-		t.Errorf("foreign %d, kernel %d; want 1106 and 30", foreign, kernel)
+	if foreign != 1+100+1000+5 || kernel[2]+kernel[9] != 30 || len(kernel) != 2 {
+		t.Errorf("foreign %d, kernel %v; want 1106 and 30 in 2 threads", foreign, kernel)
+	}
+}
+
+func TestKernelThreadsThatEndDoNotUnderflow(t *testing.T) {
+	t.Parallel()
+	before := map[int]uint64{9: 100, 10: 5000} // worker 10 ends
+	after := map[int]uint64{9: 130, 11: 7}     // worker 11 starts
+	if got := kernelDelta(before, after); got != 37 {
+		t.Errorf("kernel delta %d, want 37", got)
 	}
 }
 

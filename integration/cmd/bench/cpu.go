@@ -23,9 +23,9 @@ const pfKthread = 0x00200000
 // processes outside this benchmark's process tree, and the time of kernel
 // threads, in USER_HZ ticks.
 type cpuSample struct {
-	busy    uint64 // user+nice+system+irq+softirq+steal of all CPUs
-	foreign uint64 // utime+stime+cutime+cstime of other users' processes
-	kernel  uint64 // utime+stime of kernel threads (ksoftirqd, workers)
+	busy    uint64         // user+nice+system+irq+softirq+steal of all CPUs
+	foreign uint64         // utime+stime+cutime+cstime of other users' processes
+	kernel  map[int]uint64 // utime+stime of each kernel thread (ksoftirqd, workers)
 }
 
 // cpuUse is the CPU time spent between two samples, in seconds.
@@ -44,7 +44,22 @@ func (u cpuUse) ours() float64 { return max(u.busy-u.foreign, 0) }
 func (s cpuSample) until(later cpuSample) cpuUse {
 	busy := float64(later.busy-s.busy) / userHZ
 	foreign := (float64(later.foreign) - float64(s.foreign)) / userHZ
-	return cpuUse{busy: busy, foreign: min(max(foreign, 0), busy), kernel: float64(later.kernel-s.kernel) / userHZ}
+	return cpuUse{busy: busy, foreign: min(max(foreign, 0), busy), kernel: float64(kernelDelta(s.kernel, later.kernel)) / userHZ}
+}
+
+// kernelDelta is the time kernel threads spent between two samples:
+// workers come and go, so it is summed thread by thread; a thread that
+// appeared spent all of its time in between, one that ended is lost.
+func kernelDelta(before, after map[int]uint64) uint64 {
+	var d uint64
+	for pid, t := range after {
+		if t0, ok := before[pid]; !ok {
+			d += t
+		} else if t >= t0 {
+			d += t - t0
+		}
+	}
+	return d
 }
 
 // sampleCPU reads /proc/stat and the stat of every process. Processes in
@@ -142,8 +157,10 @@ func parsePIDStat(b []byte) (proc, error) {
 }
 
 // foreignTicks sums the times of the processes that are neither kernel
-// threads nor in the tree rooted at self, and those of kernel threads.
-func foreignTicks(procs map[int]proc, self int) (foreign, kernel uint64) {
+// threads nor in the tree rooted at self, and returns those of kernel
+// threads by pid.
+func foreignTicks(procs map[int]proc, self int) (foreign uint64, kernel map[int]uint64) {
+	kernel = map[int]uint64{}
 	ours := map[int]bool{self: true}
 	var isOurs func(pid, depth int) bool
 	isOurs = func(pid, depth int) bool {
@@ -158,7 +175,7 @@ func foreignTicks(procs map[int]proc, self int) (foreign, kernel uint64) {
 	for pid, p := range procs {
 		switch {
 		case p.kthread:
-			kernel += p.own
+			kernel[pid] = p.own
 		case !isOurs(pid, 0):
 			foreign += p.ticks
 		}

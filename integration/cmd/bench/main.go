@@ -126,7 +126,7 @@ func parseInts(s string) ([]int, error) {
 }
 
 func (o *options) defaults() {
-	o.clients, o.restartLimit = []int{1, 8}, 150*time.Second
+	o.clients, o.restartLimit = []int{1, 8}, 120*time.Second
 	if o.quick {
 		o.restartLimit = time.Minute
 		o.calls, o.warmup, o.window, o.blast, o.blasts, o.ctrl = []int{500}, time.Second, 4*time.Second, 2*time.Second, 2, 2*time.Second
