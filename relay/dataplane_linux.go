@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
-	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -213,9 +212,9 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 }
 
 // flushFlows deletes the stale conntrack entries after a batch: every
-// entry of a removed leg whose NAT data changed or that is gone, and of
-// marks. A leg whose only change is a new lock keeps the flow from the
-// locked source (its counters survive learning) and loses the others.
+// entry of a removed leg whose NAT data changed or that is gone, of the
+// marks in b.Flush, and the single entries of b.Delete. A leg whose only
+// change is its lock keeps its entries.
 func (d *nftDataplane) flushFlows(b Batch) error {
 	d.ctMu.Lock()
 	defer d.ctMu.Unlock()
@@ -225,10 +224,7 @@ func (d *nftDataplane) flushFlows(b Batch) error {
 	}
 	marks := append([]uint32(nil), b.Flush...)
 	for _, old := range b.Remove {
-		if l, ok := added[old.Mark]; ok && l.Lock.IsValid() && onlyLockDiffers(old, l) {
-			if err := d.flushStrangers(l); err != nil {
-				return err
-			}
+		if l, ok := added[old.Mark]; ok && onlyLockDiffers(old, l) {
 			continue
 		}
 		marks = append(marks, old.Mark)
@@ -238,7 +234,27 @@ func (d *nftDataplane) flushFlows(b Batch) error {
 			return opError(fmt.Sprintf("flush flows of leg %#x/%#x", f.mark, f.mask), err)
 		}
 	}
+	for _, f := range b.Delete {
+		if err := d.ct.Delete(ctFlow(f)); err != nil && !errors.Is(err, unix.ENOENT) {
+			return opError(fmt.Sprintf("delete flow %s -> %s of leg %#x", f.Src, f.Dst, f.Mark), err)
+		}
+	}
 	return nil
+}
+
+// ctFlow is the conntrack entry of f for a delete: its original tuple and
+// zone. The reply tuple (the original reversed) only tells the library the
+// address family; the kernel looks the entry up by the original tuple.
+func ctFlow(f Flow) conntrack.Flow {
+	orig := conntrack.Tuple{
+		IP:    conntrack.IPTuple{SourceAddress: f.Src.Addr(), DestinationAddress: f.Dst.Addr()},
+		Proto: conntrack.ProtoTuple{Protocol: unix.IPPROTO_UDP, SourcePort: f.Src.Port(), DestinationPort: f.Dst.Port()},
+	}
+	reply := conntrack.Tuple{
+		IP:    conntrack.IPTuple{SourceAddress: f.Dst.Addr(), DestinationAddress: f.Src.Addr()},
+		Proto: conntrack.ProtoTuple{Protocol: unix.IPPROTO_UDP, SourcePort: f.Dst.Port(), DestinationPort: f.Src.Port()},
+	}
+	return conntrack.Flow{TupleOrig: orig, TupleReply: reply, Zone: f.Zone}
 }
 
 type markFilter struct{ mark, mask uint32 }
@@ -276,23 +292,6 @@ func markFilters(marks []uint32) []markFilter {
 func onlyLockDiffers(a, b Leg) bool {
 	a.Lock = b.Lock
 	return a == b
-}
-
-// flushStrangers deletes the flows of l that do not come from its lock.
-func (d *nftDataplane) flushStrangers(l Leg) error {
-	flows, err := d.ct.DumpFilter(conntrack.NewFilter().Mark(l.Mark), nil)
-	if err != nil {
-		return opError(fmt.Sprintf("dump flows of leg %#x", l.Mark), err)
-	}
-	for _, f := range flows {
-		if flowOf(f, time.Time{}).Src == l.Lock {
-			continue
-		}
-		if err := d.ct.Delete(f); err != nil && !errors.Is(err, unix.ENOENT) {
-			return opError(fmt.Sprintf("delete flow of leg %#x", l.Mark), err)
-		}
-	}
-	return nil
 }
 
 // Close closes the kernel connections. Installed state stays in the kernel.

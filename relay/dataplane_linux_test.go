@@ -147,3 +147,40 @@ func TestKernelLargeBatchStoresEveryElement(t *testing.T) {
 		t.Fatalf("%d legs left after removing all", len(got))
 	}
 }
+
+// A stranger's flow is deleted by its tuple and zone; the leg's other flows
+// stay. Entries are made with the conntrack CLI, the independent oracle.
+func TestKernelDeleteOneFlowByTuple(t *testing.T) {
+	ns, fd := kernelNS(t)
+	ctx := context.Background()
+	d, err := Open(Options{NetNS: fd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Setup(ctx, testGates()); err != nil { // conntrack is on once a ct rule exists
+		t.Fatal(err)
+	}
+	insert := func(src string, sport string) {
+		t.Helper()
+		out, err := exec.Command("ip", "netns", "exec", ns, "conntrack", "-I", "-p", "udp", "-s", src, "-d", "192.0.2.1",
+			"--sport", sport, "--dport", "30000", "--timeout", "60", "--mark", "0x52000004", "--zone", "1").CombinedOutput()
+		if err != nil {
+			t.Fatalf("conntrack -I: %v: %s", err, out)
+		}
+	}
+	insert("198.51.100.7", "61000")
+	insert("203.0.113.9", "1234")
+	stranger := Flow{Mark: Mark(4), Zone: ZoneA, Src: ap("203.0.113.9:1234"), Dst: ap("192.0.2.1:30000")}
+	if err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command("ip", "netns", "exec", ns, "conntrack", "-L", "-p", "udp").CombinedOutput()
+	if strings.Contains(string(out), "203.0.113.9") || !strings.Contains(string(out), "198.51.100.7") {
+		t.Errorf("after deleting the stranger's flow, conntrack -L:\n%s", out)
+	}
+	// Deleting it again is not an error (it may have expired meanwhile).
+	if err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
+		t.Errorf("deleting a gone flow: %v", err)
+	}
+}

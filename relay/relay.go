@@ -96,14 +96,18 @@ func (l Leg) validateRemoval() error {
 // together, or nothing changes. A leg changed in place is listed in both,
 // with its old value in Remove. Conntrack entries of every mark in Remove are
 // deleted after the transaction so that established flows stop following the
-// old data (DESIGN: stale entries); a leg whose only change is a new lock
-// keeps the flow from the locked source and loses the others.
+// old data (DESIGN: stale entries). A leg whose only change is a new lock
+// keeps its flows: the lock stops new strangers, and a stranger's flow that
+// raced the lock is deleted by its tuple (Delete) once it is seen.
 type Batch struct {
 	Remove []Leg
 	Add    []Leg
 	// Flush lists further marks whose conntrack entries are deleted, such
 	// as orphans of legs that no longer exist.
 	Flush []uint32
+	// Delete lists single conntrack entries to delete, by original tuple and
+	// zone (Src, Dst, Zone of a Flow).
+	Delete []Flow
 }
 
 // Flow is a conntrack entry of one of the relay's legs.
@@ -178,6 +182,11 @@ func (b Batch) Validate() error {
 			return fmt.Errorf("leg %#x: gate %s or mark added twice in one batch", l.Mark, l.Gate)
 		}
 		marks[l.Mark], gates[l.Gate] = true, true
+	}
+	for _, f := range b.Delete {
+		if !f.Src.IsValid() || !f.Dst.IsValid() || f.Src.Addr().Is4() != f.Dst.Addr().Is4() {
+			return fmt.Errorf("flow %s -> %s of leg %#x: not a flow to delete", f.Src, f.Dst, f.Mark)
+		}
 	}
 	return nil
 }

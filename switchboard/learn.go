@@ -79,6 +79,10 @@ func (m *Manager) Learn(f relay.Flow) {
 	if f.Dst != gate {
 		return // a flow of a previous owner of this mark
 	}
+	if lock := e.installed[legIndex(sideA, rtcp)].Lock; lock.IsValid() && lock != f.Src {
+		m.dropStranger(e, f)
+		return
+	}
 	learned := p.Learned.RTP
 	if rtcp {
 		learned = p.Learned.RTCP
@@ -102,6 +106,29 @@ func (m *Manager) Learn(f relay.Flow) {
 		return
 	}
 	m.log.Info("peer learned", "session", s.ID, "side", sideName(sideA), "rtcp", rtcp, "source", f.Src)
+}
+
+// legIndex is the position of a leg in a session's legs.
+func legIndex(sideA, rtcp bool) int {
+	k := legBRTP
+	if sideA {
+		k = legARTP
+	}
+	if rtcp {
+		k++
+	}
+	return k
+}
+
+// dropStranger deletes the flow of a source other than the one a leg is
+// locked to: the kernel drops such flows once the lock is installed, so it
+// raced the lock (RTP Bleed) and must not keep reaching the peer.
+func (m *Manager) dropStranger(e *entry, f relay.Flow) {
+	if err := m.dp.Apply(context.Background(), relay.Batch{Delete: []relay.Flow{f}}); err != nil {
+		m.log.Error("deleting a stranger's flow failed", "session", e.s.ID, "source", f.Src, "err", err)
+		return
+	}
+	m.log.Warn("stranger's flow to a locked gate deleted", "session", e.s.ID, "source", f.Src, "gate", f.Dst)
 }
 
 func sideName(a bool) string {

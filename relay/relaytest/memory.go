@@ -26,6 +26,7 @@ type Memory struct {
 	fail    error
 	applied int
 	flushed []uint32
+	deleted []relay.Flow
 	events  chan relay.Flow
 }
 
@@ -96,6 +97,7 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 		m.flushed = append(m.flushed, l.Mark)
 	}
 	m.flushed = append(m.flushed, b.Flush...)
+	m.deleted = append(m.deleted, b.Delete...)
 	return nil
 }
 
@@ -135,6 +137,13 @@ func (m *Memory) Flushed() []uint32 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]uint32(nil), m.flushed...)
+}
+
+// Deleted returns the single flows batches asked to delete, in order.
+func (m *Memory) Deleted() []relay.Flow {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]relay.Flow(nil), m.deleted...)
 }
 
 // SetFlows replaces what Flows reports.
