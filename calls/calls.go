@@ -18,7 +18,6 @@ import (
 type Sessions interface {
 	Get(id string) (*switchboard.Session, error)
 	Delete(ctx context.Context, id string) error
-	AdjustTimeout(ctx context.Context, id string, to switchboard.State) (*switchboard.Session, error)
 	Show(ctx context.Context, id string) (*switchboard.Details, error)
 	List() []*switchboard.Session
 }
@@ -209,22 +208,14 @@ func (c *Calls) Answer(ctx context.Context, r Request) (string, error) {
 	} else if d.answerer == "" {
 		d.answerer = r.ToTag // recorded in the sessions' labels by the update
 	}
-	res, err := c.sdp.Update(ctx, c.request(r, d, from, d.switchboard, false))
+	req := c.request(r, d, from, d.switchboard, false)
+	req.Answer = !d.answered // the first answer ends ringing, in the same transaction
+	res, err := c.sdp.Update(ctx, req)
 	if err != nil {
 		d.answerer = before
 		return "", err
 	}
-	d.sessions, d.lastSignal = res.Sessions, c.now()
-	if !d.answered {
-		d.answered = true
-		for _, id := range d.sessions {
-			if id != "" {
-				if _, err := c.sessions.AdjustTimeout(ctx, id, switchboard.Active); err != nil {
-					return "", err
-				}
-			}
-		}
-	}
+	d.sessions, d.lastSignal, d.answered = res.Sessions, c.now(), true
 	return res.SDP, nil
 }
 

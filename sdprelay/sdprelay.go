@@ -41,6 +41,9 @@ type Request struct {
 	Sessions []string `json:"sessions,omitempty"`
 	// Ringing allocates new sessions as ringing.
 	Ringing bool `json:"ringing,omitempty"`
+	// Answer ends the ringing of the updated sessions (an SDP answer in a
+	// 200 OK), in the same transaction as the update.
+	Answer bool `json:"answer,omitempty"`
 	// Source, when valid, replaces each stream's SDP address as the peer
 	// address (the SDP's port is kept): for devices behind NAT whose SDP
 	// carries a private address. Streams on hold keep their hold address.
@@ -226,7 +229,7 @@ func (p *plan) update(ctx context.Context, i int, id string, ep switchboard.Endp
 	if err != nil {
 		return nil, err
 	}
-	req := switchboard.UpdateRequest{Labels: p.labels(i)}
+	req := switchboard.UpdateRequest{Labels: p.labels(i), Answer: p.r.Answer}
 	if p.r.From == SideA {
 		req.A = &ep
 	} else {

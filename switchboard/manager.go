@@ -93,6 +93,9 @@ type UpdateRequest struct {
 	A      *Endpoint         `json:"a,omitempty"`
 	B      *Endpoint         `json:"b,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
+	// Answer ends ringing in the same transaction, as AdjustTimeout to
+	// active would (the SDP answer and the 200 OK usually come together).
+	Answer bool `json:"answer,omitempty"`
 }
 
 // Alloc creates a session: a port pair on each gate and its four legs in the
@@ -268,6 +271,10 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 	now := m.now()
 	changedA := repoint(&next.A, r.A)
 	changedB := repoint(&next.B, r.B)
+	if r.Answer && next.State == Ringing {
+		next.State, next.Expires = Active, time.Time{}
+		changedA, changedB = true, true // the learning windows start at the answer
+	}
 	openLearning(next, bd.sb.Timeouts, now, changedA, changedB)
 	for k, v := range r.Labels {
 		if next.Labels == nil {
