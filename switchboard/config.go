@@ -3,6 +3,7 @@ package switchboard
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"strconv"
@@ -126,6 +127,9 @@ func (d *duration) UnmarshalTOML(v any) error {
 	case int64:
 		if v < 0 {
 			return fmt.Errorf("negative duration %d", v)
+		}
+		if v > int64(math.MaxInt64/time.Second) {
+			return fmt.Errorf("duration %d seconds is out of range", v)
 		}
 		*d = duration(time.Duration(v) * time.Second)
 	case string:
