@@ -181,7 +181,10 @@ func diffLegs(old, new []relay.Leg) relay.Batch {
 
 func checkFamily(what string, e Endpoint, gate netip.Addr) error {
 	for _, ap := range []netip.AddrPort{e.RTP, e.RTCP} {
-		if ap.IsValid() && ap.Addr().Unmap().Is4() != gate.Is4() {
+		// An IPv4-mapped address is a family mismatch too: the kernel edge
+		// (relay.Leg.Validate) refuses it, so refuse it here as invalid
+		// rather than later as a kernel failure.
+		if ap.IsValid() && (ap.Addr().Is4In6() || ap.Addr().Is4() != gate.Is4()) {
 			return fmt.Errorf("%s %s: address family differs from the switchboard's gates (%s)", what, ap, gate)
 		}
 	}
