@@ -102,20 +102,23 @@ func (c *Client) Show(ctx context.Context, id string) (*switchboard.Details, err
 // List returns every session.
 func (c *Client) List(ctx context.Context) ([]*switchboard.Session, error) {
 	var s []*switchboard.Session
-	return s, c.do(ctx, http.MethodGet, "/v1/sessions", nil, &s)
+	err := c.do(ctx, http.MethodGet, "/v1/sessions", nil, &s)
+	return s, err
 }
 
 // Find returns the switchboards joining two gates.
 func (c *Client) Find(ctx context.Context, from, to string) ([]switchboard.Route, error) {
 	var r []switchboard.Route
 	q := url.Values{"from": {from}, "to": {to}}
-	return r, c.do(ctx, http.MethodGet, "/v1/find?"+q.Encode(), nil, &r)
+	err := c.do(ctx, http.MethodGet, "/v1/find?"+q.Encode(), nil, &r)
+	return r, err
 }
 
 // Switchboards returns the configured switchboards.
 func (c *Client) Switchboards(ctx context.Context) ([]SwitchboardView, error) {
 	var v []SwitchboardView
-	return v, c.do(ctx, http.MethodGet, "/v1/switchboards", nil, &v)
+	err := c.do(ctx, http.MethodGet, "/v1/switchboards", nil, &v)
+	return v, err
 }
 
 // AllocSDP allocates one session per active m-line of an SDP offer.
