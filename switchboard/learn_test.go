@@ -1,0 +1,300 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+// opposite is the leg that sends towards the peer whose packets enter leg k.
+func opposite(k uint32) uint32 { return k ^ 2 }
+
+func TestLearningTakesTheFirstSourceWithinTheWindow(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		leg  uint32
+	}{
+		{"the a-side's RTP source", legARTP},
+		{"the a-side's RTCP source", legARTCP},
+		{"the b-side's RTP source", legBRTP},
+		{"the b-side's RTCP source", legBRTCP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, "")
+			s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+			h.clk.advance(9 * time.Second) // the window is 10 s
+			h.m.Learn(flow(s, tc.leg, "198.51.100.7:61000"))
+			if got := h.leg(t, s, opposite(tc.leg)); got.Peer != ap("198.51.100.7:61000") {
+				t.Errorf("the opposite leg sends to %s, want the learned source", got.Peer)
+			}
+			if got := h.leg(t, s, tc.leg); got.Lock != ap("198.51.100.7:61000") {
+				t.Errorf("the gate's leg is locked to %s, want the learned source", got.Lock)
+			}
+			legs, learned := legsOf(t, h.mem), h.get(t, s.ID)
+			stranger := flow(s, tc.leg, "203.0.113.9:1234")
+			h.m.Learn(stranger)
+			if diff := cmp.Diff([]relay.Flow{stranger}, h.mem.Deleted(), addrs); diff != "" {
+				t.Errorf("the second source's flow is deleted (-want +got):\n%s", diff)
+			}
+			if diff := diffLegsOf(t, legs, legsOf(t, h.mem)); diff != "" {
+				t.Errorf("a second source changed the legs (-before +after):\n%s", diff)
+			}
+			if diff := cmp.Diff(learned, h.get(t, s.ID), addrs); diff != "" {
+				t.Errorf("a second source changed the session (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLearningFindsAnUnsignalledPeer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{B: ep("10.0.0.10:5000")})
+	if got := h.leg(t, s, legBRTP); got.Peer.IsValid() {
+		t.Fatalf("b-rtp sends to %s before a is known", got.Peer)
+	}
+	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	if got := h.leg(t, s, legBRTP); got.Peer != ap("198.51.100.7:61000") {
+		t.Errorf("b-rtp sends to %s, want the learned a", got.Peer)
+	}
+	if got := h.get(t, s.ID).A.Learned; got != ep("198.51.100.7:61000") {
+		t.Errorf("a learned %+v", got)
+	}
+}
+
+func TestFlowsThatTeachNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.m.Learn(flow(s, legARTP, "192.0.2.10:4000"))
+	for _, tc := range []struct {
+		name string
+		f    relay.Flow
+	}{
+		{"a flow into another gate than its leg's (a previous owner of the mark)",
+			relay.Flow{Mark: relay.Mark(4*s.Index + legBRTP), Src: ap("203.0.113.9:1234"), Dst: ap("10.0.0.1:30002")}},
+		{"a flow into the RTP port on the RTCP leg",
+			relay.Flow{Mark: relay.Mark(4*s.Index + legARTCP), Src: ap("203.0.113.9:1234"), Dst: s.GateA}},
+		{"a flow of a mark no session has", relay.Flow{Mark: relay.Mark(4 * 77), Src: ap("203.0.113.9:1234"), Dst: s.GateA}},
+		{"a flow without a source", relay.Flow{Mark: relay.Mark(4 * s.Index), Dst: s.GateA}},
+		{"the source already learned", flow(s, legARTP, "192.0.2.10:4000")},
+	} {
+		before, legs := h.get(t, s.ID), legsOf(t, h.mem)
+		h.m.Learn(tc.f)
+		if diff := cmp.Diff(before, h.get(t, s.ID), addrs); diff != "" {
+			t.Errorf("%s changed the session (-before +after):\n%s", tc.name, diff)
+		}
+		if diff := diffLegsOf(t, legs, legsOf(t, h.mem)); diff != "" {
+			t.Errorf("%s changed the legs (-before +after):\n%s", tc.name, diff)
+		}
+	}
+}
+
+func TestAClosedWindowLocksAnUnlearnedGateToTheSignalledAddress(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "learning-timeout-b = 20\n")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: Endpoint{RTP: ap("192.0.2.10:4000"), RTCP: ap("192.0.2.10:4009")}, B: ep("10.0.0.10:5000")})
+	for k := range uint32(legsPerSession) {
+		if l := h.leg(t, s, k); l.Lock.IsValid() {
+			t.Fatalf("leg %d locked to %s while learning", k, l.Lock)
+		}
+	}
+	if d := h.m.fireDue(ctx); d != 10*time.Second {
+		t.Errorf("the timers sleep %v, want the 10 s until a's window closes", d)
+	}
+	h.clk.advance(10 * time.Second)
+	if d := h.m.fireDue(ctx); d != 10*time.Second {
+		t.Errorf("then %v, want the 10 s until b's window closes", d)
+	}
+	want := map[uint32]string{legARTP: "192.0.2.10:4000", legARTCP: "192.0.2.10:4009"}
+	for k, lock := range want {
+		if l := h.leg(t, s, k); l.Lock != ap(lock) {
+			t.Errorf("leg %d locked to %s, want the signalled %s", k, l.Lock, lock)
+		}
+	}
+	if l := h.leg(t, s, legBRTP); l.Lock.IsValid() {
+		t.Errorf("b-rtp locked to %s while b still learns", l.Lock)
+	}
+	late := flow(s, legARTP, "198.51.100.7:61000")
+	h.m.Learn(late)
+	if got := h.get(t, s.ID).A.Learned; got.RTP.IsValid() {
+		t.Errorf("a learned %s after its window closed", got.RTP)
+	}
+	if diff := cmp.Diff([]relay.Flow{late}, h.mem.Deleted(), addrs); diff != "" {
+		t.Errorf("a flow that raced the lock is deleted (-want +got):\n%s", diff)
+	}
+	h.m.Learn(flow(s, legBRTP, "10.0.0.99:7000"))
+	h.clk.advance(10 * time.Second)
+	h.m.fireDue(ctx)
+	if l := h.leg(t, s, legBRTP); l.Lock != ap("10.0.0.99:7000") {
+		t.Errorf("b-rtp locked to %s, want what b learned", l.Lock)
+	}
+	if l := h.leg(t, s, legBRTCP); l.Lock != ap("10.0.0.10:5001") {
+		t.Errorf("b-rtcp locked to %s, want the signalled RTCP port", l.Lock)
+	}
+	if d := h.m.fireDue(ctx); d != time.Minute {
+		t.Errorf("with nothing due the timers sleep %v, want a minute", d)
+	}
+}
+
+func TestAlwaysLearnFollowsEverySourceAndNeverLocks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "always-learn-a = true\n")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	for _, src := range []string{"198.51.100.7:61000", "198.51.100.8:62000", "198.51.100.7:61000"} {
+		h.clk.advance(time.Minute)
+		h.m.fireDue(context.Background())
+		h.m.Learn(flow(s, legARTP, src))
+		if got := h.leg(t, s, legBRTP); got.Peer != ap(src) {
+			t.Errorf("b-rtp sends to %s, want %s", got.Peer, src)
+		}
+		if got := h.leg(t, s, legARTP); got.Lock.IsValid() {
+			t.Errorf("the always-learn gate is locked to %s", got.Lock)
+		}
+	}
+	// The other side still learns once and locks.
+	h.m.Learn(flow(s, legBRTP, "10.0.0.99:7000"))
+	if got := h.leg(t, s, legBRTP); got.Lock != ap("10.0.0.10:5000") {
+		t.Errorf("b-rtp locked to %s, want b's signalled address (its window closed unlearned)", got.Lock)
+	}
+}
+
+func TestALearnTheKernelRefusesChangesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.mem.FailNext(errors.New("injected"))
+	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	if diff := cmp.Diff(s, h.get(t, s.ID), addrs); diff != "" {
+		t.Errorf("session (-before +after):\n%s", diff)
+	}
+	// The window is still open: the next packet teaches.
+	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	if got := h.leg(t, s, legBRTP); got.Peer != ap("198.51.100.7:61000") {
+		t.Errorf("b-rtp sends to %s after the retry", got.Peer)
+	}
+}
+
+func TestRingingSessionsExpireUnlessAnswered(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "ringing-timeout = \"30s\"\n")
+	ctx := context.Background()
+	ringing := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), Ringing: true})
+	answered := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002"), Ringing: true})
+	// While ringing the gates learn until the ringing deadline, past the
+	// 10 s learning timeout, and lock nothing.
+	h.clk.advance(25 * time.Second)
+	h.m.fireDue(ctx)
+	h.m.Learn(flow(ringing, legARTP, "198.51.100.7:61000"))
+	if got := h.get(t, ringing.ID).A.Learned.RTP; got != ap("198.51.100.7:61000") {
+		t.Errorf("a ringing session learned %s at 25 s, want the source", got)
+	}
+	if l := h.leg(t, answered, legARTP); l.Lock.IsValid() {
+		t.Errorf("a ringing session's gate locked to %s", l.Lock)
+	}
+	if _, err := h.m.AdjustTimeout(ctx, answered.ID, Active); err != nil {
+		t.Fatal(err)
+	}
+	flushed := len(h.mem.Flushed())
+	h.clk.advance(5 * time.Second)
+	h.m.fireDue(ctx)
+	if _, err := h.m.Get(ringing.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the unanswered session after its ringing timeout: %v, want it gone", err)
+	}
+	if got := len(h.mem.Flushed()) - flushed; got != 4 {
+		t.Errorf("%d marks flushed, want the expired session's 4", got)
+	}
+	if _, err := h.m.Get(answered.ID); err != nil {
+		t.Errorf("the answered session: %v", err)
+	}
+	for _, l := range legsOf(t, h.mem) {
+		if idx, _, _ := legSide(l.Mark); idx != answered.Index {
+			t.Errorf("leg %#x of the expired session is still installed", l.Mark)
+		}
+	}
+	h.clk.advance(time.Hour)
+	h.m.fireDue(ctx)
+	if got := h.get(t, answered.ID); got.State != Active {
+		t.Errorf("the answered session is %s", got.State)
+	}
+	if free := h.m.boards["edge"].a.free; free != 1 {
+		t.Errorf("%d free pairs on gate-a, want the expired session's", free)
+	}
+}
+
+func TestRunLearnsFromEventsAndExistingFlowsAndStopsOnCancel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.mem.SetFlows(flow(s, legBRTP, "10.0.0.99:7000")) // before Run subscribed
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.m.Run(ctx) }()
+	h.mem.Inject(flow(s, legARTP, "198.51.100.7:61000"))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := h.get(t, s.ID)
+		if got.A.Learned.RTP.IsValid() && got.B.Learned.RTP.IsValid() {
+			if got.A.Learned.RTP != ap("198.51.100.7:61000") || got.B.Learned.RTP != ap("10.0.0.99:7000") {
+				t.Errorf("learned a %s and b %s", got.A.Learned.RTP, got.B.Learned.RTP)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("learned a %s and b %s after 10 s", got.A.Learned.RTP, got.B.Learned.RTP)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %v on cancel, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestMediaTimeoutEndsOnlySilentAnsweredSessions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "media-timeout = \"30s\"\n")
+	ctx := context.Background()
+	silent := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	held := h.alloc(t, AllocRequest{A: Endpoint{RTP: ap("192.0.2.10:4002"), Hold: true}, B: ep("10.0.0.10:5002")})
+	h.mem.SetFlows()
+	h.clk.advance(29 * time.Second)
+	h.m.checkMedia(ctx)
+	if len(h.m.List()) != 2 {
+		t.Fatalf("%d sessions before the media timeout, want 2", len(h.m.List()))
+	}
+	h.clk.advance(time.Second)
+	h.m.checkMedia(ctx)
+	if _, err := h.m.Get(silent.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("silent session: %v, want expired", err)
+	}
+	if _, err := h.m.Get(held.ID); err != nil {
+		t.Errorf("held session: %v", err)
+	}
+	// Media keeps a session alive; the timeout counts from the last flow.
+	flowing := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.mem.SetFlows(flow(flowing, legBRTP, "10.0.0.10:5000"))
+	h.clk.advance(time.Hour)
+	h.m.checkMedia(ctx)
+	h.mem.SetFlows()
+	h.clk.advance(29 * time.Second)
+	h.m.checkMedia(ctx)
+	if _, err := h.m.Get(flowing.ID); err != nil {
+		t.Errorf("a session 29 s after its last flow: %v", err)
+	}
+	if got := h.m.mediaCheckInterval(); got != 10*time.Second {
+		t.Errorf("media checks every %v, want 10 s (a third of 30 s)", got)
+	}
+}

@@ -1,0 +1,256 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+func TestStartSetsUpTheConfiguredGates(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, v6)
+	want := []relay.Gate{
+		{Addr: mustAddr("192.0.2.1"), First: 30000, Last: 30003, Zone: relay.ZoneA},
+		{Addr: mustAddr("10.0.0.1"), First: 30000, Last: 30003, Zone: relay.ZoneB},
+		{Addr: mustAddr("2001:db8::1"), First: 40000, Last: 40003, Zone: relay.ZoneA},
+		{Addr: mustAddr("2001:db8::1"), First: 40004, Last: 40007, Zone: relay.ZoneB},
+	}
+	if diff := cmp.Diff(want, h.mem.Gates(), addrs); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestStartFailsWhenTheKernelRefusesTheTable(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	h.m.Close()
+	injected := errors.New("operation not permitted")
+	h.mem.FailNext(injected)
+	m := NewManager(h.cfg, h.mem, Options{Now: h.clk.Now})
+	defer m.Close()
+	err := m.Start(context.Background())
+	if !errors.Is(err, injected) || err.Error() != "start: operation not permitted" {
+		t.Errorf("Start: %v, want the kernel's error after %q", err, "start: ")
+	}
+}
+
+func TestRestartRestoresSessionsAndLeavesTheKernelAlone(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "ringing-timeout = 60\n")
+	ctx := context.Background()
+	learned := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000"), Labels: map[string]string{"call-id": "c1"}})
+	h.m.Learn(flow(learned, legARTP, "198.51.100.7:61000"))
+	gone := h.alloc(t, AllocRequest{})
+	if err := h.m.Delete(ctx, gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	ringing := h.alloc(t, AllocRequest{B: ep("10.0.0.10:5002"), Ringing: true})
+	if _, err := h.m.Update(ctx, ringing.ID, UpdateRequest{A: epp("192.0.2.10:4002")}); err != nil {
+		t.Fatal(err)
+	}
+	sessions, legs := h.m.List(), legsOf(t, h.mem)
+	applied, flushed := h.mem.Applied(), h.mem.Flushed()
+	if err := h.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	h.start(t, "ringing-timeout = 60\n")
+	if diff := cmp.Diff(sessions, h.m.List(), addrs); diff != "" {
+		t.Errorf("sessions (-before +after):\n%s", diff)
+	}
+	if diff := diffLegsOf(t, legs, legsOf(t, h.mem)); diff != "" {
+		t.Errorf("legs (-before +after):\n%s", diff)
+	}
+	if got := h.mem.Applied() - applied; got != 1 {
+		t.Errorf("start applied %d batches, want only the empty flush of orphans", got)
+	}
+	if diff := cmp.Diff(flushed, h.mem.Flushed()); diff != "" {
+		t.Errorf("flushed (-before +after):\n%s", diff)
+	}
+
+	// The ports are held again: the gate is full.
+	if _, err := h.m.Alloc(ctx, AllocRequest{Switchboard: "edge"}); !errors.Is(err, ErrPortsExhausted) {
+		t.Errorf("alloc with both pairs restored: %v, want ErrPortsExhausted", err)
+	}
+	if _, err := h.m.Update(ctx, learned.ID, UpdateRequest{B: epp("10.0.0.11:6000")}); err != nil {
+		t.Errorf("update after restart: %v", err)
+	}
+	if l := h.leg(t, learned, legARTP); l.Peer != ap("10.0.0.11:6000") || l.Lock != ap("198.51.100.7:61000") {
+		t.Errorf("a-rtp after the update: %+v", l)
+	}
+	if err := h.m.Delete(ctx, learned.ID); err != nil {
+		t.Errorf("delete after restart: %v", err)
+	}
+	fresh := h.alloc(t, AllocRequest{})
+	if fresh.Index == ringing.Index {
+		t.Errorf("a new session took index %d of a restored one", fresh.Index)
+	}
+	// The restored ringing deadline still fires.
+	h.clk.advance(time.Minute)
+	h.m.fireDue(ctx)
+	if _, err := h.m.Get(ringing.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("restored ringing session after its deadline: %v, want expired", err)
+	}
+}
+
+func TestStartRepairsTheKernelToMatchTheSessions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	want := legsOf(t, h.mem)
+	h.m.Close()
+
+	// Behind the daemon's back: a leg vanished, one was changed, and two
+	// legs and a flow belong to no session.
+	changed := want[legARTP]
+	changed.Peer = ap("10.0.0.66:6666")
+	orphans := []relay.Leg{
+		{Mark: relay.Mark(400), Gate: ap("192.0.2.1:30002"), Source: ap("10.0.0.1:30002"), Peer: ap("10.0.0.20:2000")},
+		{Mark: relay.Mark(401), Gate: ap("10.0.0.1:30003"), Source: ap("192.0.2.1:30003"), Lock: ap("192.0.2.20:2001")},
+	}
+	if err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{want[legARTP], want[legBRTCP]}, Add: append([]relay.Leg{changed}, orphans...)}); err != nil {
+		t.Fatal(err)
+	}
+	h.mem.SetFlows(
+		relay.Flow{Mark: relay.Mark(999), Src: ap("203.0.113.9:1234")},
+		flow(s, legBRTP, "10.0.0.10:5000"),
+	)
+	flushed := len(h.mem.Flushed())
+
+	h.start(t, "")
+	if diff := diffLegsOf(t, want, legsOf(t, h.mem)); diff != "" {
+		t.Errorf("legs after start (-want +got):\n%s", diff)
+	}
+	wantFlushed := []uint32{relay.Mark(4*s.Index + legARTP), relay.Mark(400), relay.Mark(401), relay.Mark(999)}
+	if diff := cmp.Diff(wantFlushed, h.mem.Flushed()[flushed:], cmpopts.SortSlices(func(a, b uint32) bool { return a < b })); diff != "" {
+		t.Errorf("flushed marks (-want +got):\n%s", diff)
+	}
+}
+
+func TestStartReadsAJournalCutShortByACrash(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+	h.m.Close()
+	appendJournal(t, h.dir, `{"op":"put","session":{"id":"tor`)
+	h.start(t, "")
+	if diff := cmp.Diff([]*Session{s}, h.m.List(), addrs); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// The torn record is gone: appending after it still reads back.
+	h.alloc(t, AllocRequest{})
+	h.m.Close()
+	h.start(t, "")
+	if n := len(h.m.List()); n != 2 {
+		t.Errorf("%d sessions after another restart, want 2", n)
+	}
+}
+
+func TestStartRefusesAJournalCorruptBeforeItsEnd(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	h.alloc(t, AllocRequest{})
+	h.m.Close()
+	appendJournal(t, h.dir, "{\"op\":\"frobnicate\"}\n{\"op\":\"del\",\"id\":\"x\"}\n")
+	m := NewManager(h.cfg, h.mem, Options{Now: h.clk.Now})
+	defer m.Close()
+	err := m.Start(context.Background())
+	want := fmt.Sprintf(`journal %q: line 2: invalid record "{\"op\":\"frobnicate\"}"`, filepath.Join(h.dir, journalName))
+	if diff := cmp.Diff(want, errString(err)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func appendJournal(t *testing.T, dir, s string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, journalName), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStartDropsSessionsTheConfigNoLongerHolds(t *testing.T) {
+	t.Parallel()
+	const core = `
+[[switchboard]]
+name = "core"
+gate-a = { address = "192.0.2.2", ports = "30000-30003" }
+gate-b = { address = "10.0.0.2", ports = "30000-30003" }
+`
+	for _, tc := range []struct {
+		name, edge string // the edge switchboard in the new config
+	}{
+		{"a switchboard removed from the config", ""},
+		{"a gate moved to another address", strings.Replace(edgeSwitchboard, `"10.0.0.1"`, `"10.0.0.9"`, 1)},
+		{"a port range that no longer holds the ports", strings.Replace(edgeSwitchboard, `"30000-30003" }`+"\ngate-b", `"31000-31003" }`+"\ngate-b", 1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, core)
+			dropped := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+			kept := h.alloc(t, AllocRequest{Switchboard: "core", A: ep("192.0.2.10:4000")})
+			keptLegs := legsOf(t, h.mem)[4:]
+			h.m.Close()
+			h.startWith(t, fmt.Sprintf("state-dir = %q\n%s%s", h.dir, tc.edge, core))
+			if diff := cmp.Diff([]*Session{kept}, h.m.List(), addrs); diff != "" {
+				t.Errorf("sessions (-want +got):\n%s", diff)
+			}
+			if diff := diffLegsOf(t, keptLegs, legsOf(t, h.mem)); diff != "" {
+				t.Errorf("legs (-want +got):\n%s", diff)
+			}
+			if !contains(h.mem.Flushed(), relay.Mark(4*dropped.Index)) {
+				t.Errorf("flushed %x, want the dropped session's marks", h.mem.Flushed())
+			}
+		})
+	}
+}
+
+const edgeSwitchboard = `[[switchboard]]
+name = "edge"
+gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30003" }
+gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30003" }
+`
+
+func TestJournalCompactionKeepsTheState(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+	other := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
+	for i := range 5000 {
+		b := ep(fmt.Sprintf("10.0.0.10:%d", 5000+2*(i%100)))
+		if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: &b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.m.Delete(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := h.m.List()
+	fi, err := os.Stat(filepath.Join(h.dir, journalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 1<<20 {
+		t.Errorf("the journal holds %d bytes after 5000 updates of one session: not compacted", fi.Size())
+	}
+	h.m.Close()
+	h.start(t, "")
+	if diff := cmp.Diff(want, h.m.List(), addrs); diff != "" {
+		t.Errorf("sessions after compaction and restart (-want +got):\n%s", diff)
+	}
+}
