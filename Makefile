@@ -56,14 +56,14 @@ fuzz:
 ## bench: the Go benchmarks (kernel ones need root), then integration/cmd/bench:
 ## the kernel path beside plain routing and rtpengine in network-namespace
 ## labs, one table of ratios printed and written to BENCH_OUT (root; about
-## 8 minutes, BENCH_FLAGS=-quick for about 2). rtpengine is Debian's
+## 9 minutes, BENCH_FLAGS=-quick for about 3). rtpengine is Debian's
 ## rtpengine-daemon, installed here rather than with the test packages: nothing
 ## else needs it or its ~65 codec libraries, and its package enables a
 ## systemd unit (never started here: scripts/deps.sh forbids service starts).
 BENCH_OUT   ?= bench-results.md
 BENCH_FLAGS ?=
-bench: deps build
-	@scripts/deps.sh rtpengine-daemon
+bench: build
+	@scripts/deps.sh $(KERNEL_PACKAGES) rtpengine-daemon
 	@{ $(GO) test -run='^$$' -bench=. -benchmem -tags integration ./...; echo $$? > $(BIN)/bench-go.rc; } | tee $(BIN)/bench-go.txt
 	@exit $$(cat $(BIN)/bench-go.rc)
 	$(GO) run ./integration/cmd/bench -bin $(BIN) -gobench $(BIN)/bench-go.txt -out $(BENCH_OUT) $(BENCH_FLAGS)
