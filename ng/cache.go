@@ -5,69 +5,108 @@ import (
 	"time"
 )
 
-// replyCache remembers the reply to each (sender, cookie) for ttl, so that a
-// retransmission is answered without executing the command again. An entry
-// exists from the moment the first copy arrives; copies that arrive while
-// it is being processed wait for its reply. Safe for concurrent use.
+// replyCache remembers the reply to each request by sender and cookie, so
+// that a retransmission (Kamailio resends the same datagram, same cookie,
+// up to rtpengine_retr times, by default 5, a second apart) is answered
+// without executing the command again. An entry exists from the moment the
+// first copy arrives: copies that arrive while it is processed are parked
+// and answered when it completes, one reply per copy, as rtpengine does.
+//
+// Entries leave after ttl, or oldest first when max are held; an entry
+// that leaves while in flight still answers the copies parked on it.
+// arrive is called from one goroutine (the read loop) with a clock that
+// does not go back; complete from any. Safe for concurrent use.
 type replyCache struct {
-	ttl time.Duration
-	max int
+	ttl       time.Duration
+	max       int
+	maxParked int
 
 	mu      sync.Mutex
-	entries map[string]*cached
+	entries map[cacheKey]*cacheEntry
+	queue   []*cacheEntry // by arrival, oldest at head
+	head    int
 }
 
-type cached struct {
-	done    chan struct{} // closed when reply is set
-	reply   []byte
-	created time.Time
+type cacheKey struct{ from, cookie string }
+
+type cacheEntry struct {
+	key    cacheKey
+	at     time.Time
+	reply  []byte // the whole reply datagram; nil while in flight
+	parked int    // copies that arrived in flight
 }
 
-func newReplyCache(ttl time.Duration, max int) *replyCache {
-	return &replyCache{ttl: ttl, max: max, entries: map[string]*cached{}}
+// verdict says what to do with an arriving datagram.
+type verdict int
+
+const (
+	execute verdict = iota // the first copy: process it, then complete the entry
+	replay                 // answered before: send the cached reply
+	park                   // in flight: complete will answer this copy too
+	drop                   // in flight with maxParked copies parked already
+)
+
+func newReplyCache(ttl time.Duration, max, maxParked int) *replyCache {
+	return &replyCache{ttl: ttl, max: max, maxParked: maxParked, entries: map[cacheKey]*cacheEntry{}}
 }
 
-// claim returns the entry for key and whether the caller is the first (and
-// must fill it with fill).
-func (c *replyCache) claim(key string, now time.Time) (*cached, bool) {
+// arrive looks k up at time now. For replay it returns the reply; for
+// execute the new entry, which the caller must complete.
+func (c *replyCache) arrive(k cacheKey, now time.Time) (verdict, *cacheEntry, []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok && now.Sub(e.created) < c.ttl {
-		return e, false
-	}
-	if len(c.entries) >= c.max {
-		c.expireLocked(now)
-	}
-	e := &cached{done: make(chan struct{}), created: now}
-	c.entries[key] = e
-	return e, true
-}
-
-// fill sets the reply of an entry claimed first.
-func (c *replyCache) fill(e *cached, reply []byte) {
-	e.reply = reply
-	close(e.done)
-}
-
-// expire drops entries older than ttl.
-func (c *replyCache) expire(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.expireLocked(now)
-}
-
-func (c *replyCache) expireLocked(now time.Time) {
-	for k, e := range c.entries {
-		if now.Sub(e.created) >= c.ttl {
-			select {
-			case <-e.done:
-				delete(c.entries, k)
-			default: // still being processed: keep it so copies keep waiting
-			}
+	c.expire(now)
+	if e := c.entries[k]; e != nil {
+		switch {
+		case e.reply != nil:
+			return replay, e, e.reply
+		case e.parked < c.maxParked:
+			e.parked++
+			return park, e, nil
 		}
+		return drop, e, nil
+	}
+	for len(c.entries) >= c.max {
+		c.pop()
+	}
+	e := &cacheEntry{key: k, at: now}
+	c.entries[k] = e
+	c.queue = append(c.queue, e)
+	return execute, e, nil
+}
+
+// complete stores the reply of an entry arrive returned for execute and
+// returns how many parked copies to answer besides the first.
+func (c *replyCache) complete(e *cacheEntry, reply []byte) (parked int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.reply, parked, e.parked = reply, e.parked, 0
+	return parked
+}
+
+// expire drops the entries older than ttl.
+func (c *replyCache) expire(now time.Time) {
+	for c.head < len(c.queue) && now.Sub(c.queue[c.head].at) >= c.ttl {
+		c.pop()
 	}
 }
 
+// pop drops the oldest entry.
+func (c *replyCache) pop() {
+	e := c.queue[c.head]
+	c.queue[c.head] = nil
+	c.head++
+	if c.entries[e.key] == e {
+		delete(c.entries, e.key)
+	}
+	if c.head > len(c.queue)/2 && c.head > 64 { // reuse the space behind
+		n := copy(c.queue, c.queue[c.head:])
+		clear(c.queue[n:])
+		c.queue, c.head = c.queue[:n], 0
+	}
+}
+
+// len returns the number of entries held.
 func (c *replyCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

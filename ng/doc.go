@@ -1,26 +1,67 @@
-// Package ng is nftrtpproxy's front end for rtpengine's "ng" control
-// protocol, so that Kamailio's and OpenSIPS's stock rtpengine modules drive
-// the relay with no change beyond the socket address.
+// Package ng serves rtpengine's "ng" control protocol over UDP, so that
+// Kamailio's and OpenSIPS's stock rtpengine modules drive the relay with no
+// change beyond the relay's address. It is a thin adapter: it decodes a
+// request, checks that the command has the keys it needs, calls a Backend,
+// and encodes the reply. It knows nothing of switchboards or the kernel.
 //
-// A request is one UDP datagram "<cookie> <dict>", the dict bencoded (or
-// JSON when its first byte is "{", answered in JSON); the reply is
-// "<cookie> <dict>". Commands ping, offer, answer, delete, query, list and
-// statistics are served with rtpengine's reply keys and the error strings
-// Kamailio matches ("No SDP body in message", "Unknown call-id", "Ran out of
-// ports", ...). Flags and keys the relay has no use for are accepted and
-// ignored. Replies are cached by sender and cookie for a minute: a
-// retransmitted request is answered from the cache and never executed
-// twice, also while the first copy is still being processed.
+// # Protocol
 //
-// Semantics kept from rtpengine: direction=<from-gate> direction=<to-gate>
-// names the switchboard (its gates' names) and the side the SDP came from;
-// trust-address takes each stream's address from the SDP, otherwise the
-// received-from address is used with the SDP's port; media-address
-// overrides both; replace=origin also rewrites o=. The relay is not an ICE
-// agent, so ICE attributes are always removed. symmetric, asymmetric and
-// strict-source are accepted: every gate learns and locks as its
-// switchboard's learning settings say.
+// A request is one datagram "<cookie> <dictionary>" and its reply
+// "<cookie> <dictionary>" with the same cookie. The dictionary is bencoded,
+// or JSON when its first byte is '{', and then the reply is JSON too. Keys
+// come in any order; values are byte strings, integers, lists and
+// dictionaries. The key "command" selects ping, offer, answer, delete,
+// query, list or statistics; every reply has "result": "ok", "pong" (for
+// ping) or "error" with an "error-reason". A Kamailio 5.6 offer reads
 //
-// Bencode comes from github.com/zeebo/bencode (a maintained, reflection
-// based codec); only the datagram framing and the reply cache are ours.
+//	d8:supportsl10:load limite3:sdp...3:ICE6:remove9:directionl8:external8:internale
+//	 5:flagsl13:trust-addresse7:replacel6:origin18:session-connectione
+//	 7:call-id...13:received-froml3:IP410:192.0.2.10e8:from-tag...7:command5:offere
+//
+// Kamailio 6 may instead pass its flags as one string, "rtpp-flags":
+// "replace-origin ICE=remove direction=external direction=internal
+// trust-address", which Decode parses into the same fields.
+//
+// # What is kept from rtpengine
+//
+//   - The error-reason strings Kamailio logs or acts on: "No SDP body in
+//     message", "No call-id in message", "No from-tag in message", "No
+//     to-tag in message" (checked here, in rtpengine's order, before the
+//     backend is called), "Unknown call-id", "Failed to parse SDP", "Ran
+//     out of ports" (on which Kamailio tries its next relay), "Unrecognized
+//     command". A Backend wraps ErrUnknownCall, ErrInvalidSDP or
+//     ErrNoPorts to get them; failure is the one place that words them.
+//   - A delete of an unknown call is "ok" with the warning "Call-ID not
+//     found or tags didn't match", an error only with the flag fatal.
+//   - The reply keys: "sdp"; for query "created", "last signal", "tags" →
+//     tag → "medias" → "streams" → "stats" {packets, bytes, errors}, and
+//     "totals" {RTP, RTCP}; for list "calls" (32 at most by default); for
+//     statistics "statistics" → "currentstatistics" and "totalstatistics".
+//   - Retransmissions. Kamailio resends a request with the same cookie
+//     when no reply came within a second, up to five times. Replies are
+//     kept by sender and cookie (Options.CacheTTL, a minute): a copy gets
+//     the first reply and the command is never executed twice. A copy that
+//     arrives while the first is still processed is parked and answered
+//     when it completes.
+//   - Leniency: keys and flags are matched in rtpengine's spellings
+//     ("trust address", "trust-address"); keys and flags the relay has no
+//     use for are accepted, logged at debug level and ignored.
+//
+// What is not kept: the other commands (recording, DTMF, media blocking,
+// play media, ...) are refused as unrecognised; statistics report only the
+// figures the backend has; there is no "load limit" result.
+//
+// # Bencode
+//
+// Bencode is decoded and encoded by github.com/zeebo/bencode, a small
+// maintained reflection-based codec with encoding/json's API, so replies
+// are plain tagged structs shared with encoding/json. Before decoding, the
+// datagram is walked once to check that no string claims more bytes than
+// the datagram holds and that nesting stays shallow, because the codec
+// allocates the length a string announces.
+//
+// # Concurrency
+//
+// A Server reads in one goroutine and runs up to Options.Concurrency
+// requests at once; the Backend must be safe for concurrent use.
 package ng

@@ -1,240 +1,340 @@
 package ng
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"sort"
-	"strconv"
+	"net/netip"
+	"slices"
 	"strings"
-
-	"github.com/zeebo/bencode"
 )
 
-// Request is a decoded ng command with the keys the relay uses.
+// Request is one decoded ng command with the keys the relay uses. Empty
+// strings, nil slices and invalid addresses mean the key was absent.
+//
+// Keys are matched ignoring case, and spaces, underscores and dashes alike
+// ("received from", "received_from" and "received-from" are one key), as
+// rtpengine accepts several spellings. Flags are matched the same way.
 type Request struct {
-	Command   string
-	CallID    string
-	FromTag   string
-	ToTag     string
+	// Command as sent: "ping", "offer", "answer", "delete", "query",
+	// "list" or "statistics" (other rtpengine commands are refused).
+	Command string
+	// CallID is the SIP Call-ID.
+	CallID string
+	// FromTag, in an offer or answer, is the tag of the party that made
+	// the offer (Kamailio swaps the From and To tags as needed); in a
+	// delete or query, a party of the call.
+	FromTag string
+	// ToTag is the tag of the other party; an answer needs it.
+	ToTag string
+	// ViaBranch tells a call's forked branches apart.
 	ViaBranch string
-	SDP       string
-	// Flags are the bare flags, lower-cased with spaces as dashes
-	// ("trust address" and "trust-address" are one flag).
-	Flags        []string
-	Replace      []string
-	Direction    []string
-	ICE          string
-	ReceivedFrom []string // [family, address]
-	MediaAddress string
-	Limit        int
-	// JSON says the request came as JSON and is answered in JSON.
+	// SDP is the body of an offer or answer.
+	SDP []byte
+	// Flags are the bare flags that have no field below, as sent and in
+	// order ("port-latching", "fatal"); the relay ignores most of them.
+	Flags []string
+	// Replace lists what to rewrite besides the media addresses, lower
+	// case with dashes: "origin", "session-connection".
+	Replace []string
+	// Direction names the interfaces the SDP comes from and goes to
+	// (rtpengine's logical interfaces; the relay's gates).
+	Direction [2]string
+	// ICE is the ICE handling asked for, as sent: "remove", "force", ...
+	ICE string
+	// ReceivedFrom is the source address of the SIP message (Kamailio's
+	// received-from: [family, address]).
+	ReceivedFrom netip.Addr
+	// MediaAddress, when valid, is the party's media address, whatever
+	// the SDP or ReceivedFrom say.
+	MediaAddress netip.Addr
+	// TrustAddress (flag trust-address) takes the media addresses from
+	// the SDP; SIPSourceAddress (flag SIP-source-address) from
+	// ReceivedFrom, which is rtpengine's default.
+	TrustAddress     bool
+	SIPSourceAddress bool
+	// Symmetric, Asymmetric and StrictSource are the flags of the same
+	// names: learn the peer's address from its packets or not, and drop
+	// packets from other sources.
+	Symmetric    bool
+	Asymmetric   bool
+	StrictSource bool
+	// AddressFamily is "IP4" or "IP6" as sent: the family of the
+	// addresses in the rewritten SDP.
+	AddressFamily string
+	// Label names the party in query replies.
+	Label string
+	// Limit caps the list reply; 0 means rtpengine's default of 32.
+	Limit int
+	// JSON says the request came as JSON; its reply is JSON too.
 	JSON bool
-	// Ignored lists keys present but unused, for debug logs.
+	// Ignored lists the keys present that have no field, for debug logs;
+	// those inside rtpp-flags read "rtpp-flags:<key>".
 	Ignored []string
 }
 
-// HasFlag reports whether flag (normalised) was given.
-func (r *Request) HasFlag(flag string) bool {
-	for _, f := range r.Flags {
-		if f == flag {
-			return true
-		}
-	}
-	return false
+// HasFlag reports whether f is among r.Flags, matched as keys are.
+func (r *Request) HasFlag(f string) bool {
+	f = normKey(f)
+	return slices.ContainsFunc(r.Flags, func(x string) bool { return normKey(x) == f })
 }
 
-// maxDatagram is the largest request accepted (an SDP of a big video call
-// with ICE fits in a few kilobytes; UDP carries at most 65,507 bytes).
-const maxDatagram = 65535
-
-var errNoCookie = errors.New("no cookie: want \"<cookie> <dictionary>\"")
-
-// splitCookie separates "<cookie> <body>".
-func splitCookie(b []byte) (cookie string, body []byte, err error) {
-	c, body, ok := bytes.Cut(b, []byte{' '})
-	if !ok || len(c) == 0 {
-		return "", nil, errNoCookie
-	}
-	return string(c), bytes.TrimSpace(body), nil
+// HasReplace reports whether what (e.g. "origin") is to be replaced.
+func (r *Request) HasReplace(what string) bool {
+	return slices.Contains(r.Replace, normKey(what))
 }
 
-// Decode parses a request body (bencoded or JSON dictionary).
+// Decode parses a request dictionary: the datagram after "<cookie> ",
+// bencoded, or JSON when its first byte is '{'. It checks the types and
+// addresses of the keys it knows and that a command is given; whether the
+// command has the keys it needs is the server's check. Unknown keys and
+// flags are accepted.
 func Decode(body []byte) (*Request, error) {
-	var dict map[string]any
-	r := &Request{}
-	if len(body) > 0 && body[0] == '{' {
-		r.JSON = true
-		dec := json.NewDecoder(bytes.NewReader(body))
-		dec.UseNumber()
-		if err := dec.Decode(&dict); err != nil {
-			return nil, fmt.Errorf("invalid JSON dictionary: %w", err)
-		}
-	} else if err := bencode.DecodeBytes(body, &dict); err != nil {
-		return nil, fmt.Errorf("invalid bencoded dictionary: %w", err)
-	}
-	if dict == nil {
-		return nil, errors.New("the message is not a dictionary")
-	}
-	if err := r.fill(dict); err != nil {
+	r := &Request{JSON: isJSON(body)}
+	dict, err := decodeDict(body, r.JSON)
+	if err != nil {
 		return nil, err
 	}
-	return r, nil
-}
-
-// fill takes the keys of dict; keys are processed in sorted order so that
-// errors do not depend on map iteration.
-func (r *Request) fill(dict map[string]any) error {
 	keys := make([]string, 0, len(dict))
 	for k := range dict {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys) // errors and duplicate spellings resolve the same way every time
+	var rtppFlags []string
 	for _, k := range keys {
-		if err := r.set(k, dict[k]); err != nil {
-			return fmt.Errorf("key %q: %w", k, err)
+		nk := normKey(k)
+		if nk == "rtpp-flags" {
+			s, err := str(dict[k])
+			if err != nil {
+				return nil, fmt.Errorf("ng: key %q: %w", k, err)
+			}
+			rtppFlags = append(rtppFlags, s)
+			continue
+		}
+		if err := r.set(nk, dict[k]); err != nil {
+			return nil, fmt.Errorf("ng: key %q: %w", k, err)
+		}
+		if !known(nk) {
+			r.Ignored = append(r.Ignored, k)
 		}
 	}
-	return nil
+	for _, s := range rtppFlags { // last, so that the dictionary's own keys win
+		if err := r.parseRTPPFlags(s); err != nil {
+			return nil, fmt.Errorf("ng: key %q: %w", "rtpp-flags", err)
+		}
+	}
+	if r.Command == "" {
+		return nil, errNoCommand
+	}
+	return r, nil
 }
 
-func (r *Request) set(key string, v any) error {
-	var err error
-	switch key {
-	case "command":
-		r.Command, err = str(v)
-	case "call-id":
-		r.CallID, err = str(v)
-	case "from-tag":
-		r.FromTag, err = str(v)
-	case "to-tag":
-		r.ToTag, err = str(v)
-	case "via-branch":
-		r.ViaBranch, err = str(v)
-	case "sdp":
-		r.SDP, err = str(v)
-	case "ICE", "ice":
-		r.ICE, err = str(v)
-	case "media-address":
-		r.MediaAddress, err = str(v)
-	case "flags":
-		var fl []string
-		fl, err = strs(v)
-		for _, f := range fl {
-			r.Flags = append(r.Flags, normFlag(f))
-		}
-	case "replace":
-		r.Replace, err = normList(v)
-	case "direction":
-		r.Direction, err = strs(v)
-	case "received-from":
-		r.ReceivedFrom, err = strs(v)
-	case "limit":
-		r.Limit, err = integer(v)
-	case "rtpp-flags", "rtpp_flags":
+// known reports whether the normalised key k sets a field.
+func known(k string) bool {
+	switch k {
+	case "command", "call-id", "from-tag", "to-tag", "via-branch", "sdp", "flags", "replace",
+		"direction", "ice", "received-from", "media-address", "address-family", "label",
+		"from-label", "limit":
+		return true
+	}
+	return false
+}
+
+// set stores the value of the normalised key k; unknown keys are no error.
+func (r *Request) set(k string, v any) (err error) {
+	switch k {
+	case "command", "call-id", "from-tag", "to-tag", "via-branch", "ice", "address-family", "label", "from-label":
 		var s string
 		if s, err = str(v); err == nil {
-			err = r.parseRTPPFlags(s)
+			*r.stringField(k) = s
 		}
-	default:
-		r.Ignored = append(r.Ignored, key)
+	case "sdp":
+		var s string
+		if s, err = str(v); err == nil && s != "" {
+			r.SDP = []byte(s)
+		}
+	case "flags":
+		var l []string
+		l, err = list(v)
+		for _, f := range l {
+			r.flag(f)
+		}
+	case "replace":
+		var l []string
+		l, err = list(v)
+		for _, x := range l {
+			r.replace(x)
+		}
+	case "direction":
+		var l []string
+		if l, err = list(v); err == nil {
+			err = r.direction(l)
+		}
+	case "received-from", "media-address":
+		err = r.setAddress(k, v)
+	case "limit":
+		r.Limit, err = integer(v)
 	}
 	return err
 }
 
-// parseRTPPFlags reads the single-string form newer Kamailio sends:
-// "trust-address replace-origin direction=external direction=internal
-// ICE=remove from-tag=... call-id=...".
-func (r *Request) parseRTPPFlags(s string) error {
-	for _, item := range strings.Fields(s) {
-		k, v, ok := strings.Cut(item, "=")
-		if !ok {
-			k = normFlag(k)
-			if rest, ok := strings.CutPrefix(k, "replace-"); ok {
-				r.Replace = append(r.Replace, rest)
-				continue
-			}
-			r.Flags = append(r.Flags, k)
-			continue
-		}
-		switch k {
-		case "direction":
-			r.Direction = append(r.Direction, v)
-		case "replace":
-			r.Replace = append(r.Replace, normFlag(v))
-		case "received-from":
-			r.ReceivedFrom = []string{"", v}
-		default:
-			if err := r.set(k, v); err != nil {
-				return fmt.Errorf("%q: %w", item, err)
-			}
-		}
+// stringField returns the field of a string-valued normalised key.
+func (r *Request) stringField(k string) *string {
+	switch k {
+	case "command":
+		return &r.Command
+	case "call-id":
+		return &r.CallID
+	case "from-tag":
+		return &r.FromTag
+	case "to-tag":
+		return &r.ToTag
+	case "via-branch":
+		return &r.ViaBranch
+	case "ice":
+		return &r.ICE
+	case "address-family":
+		return &r.AddressFamily
+	case "label", "from-label":
+		return &r.Label
 	}
 	return nil
 }
 
-func normFlag(f string) string {
-	return strings.ReplaceAll(strings.ToLower(strings.TrimSpace(f)), " ", "-")
-}
-
-func normList(v any) ([]string, error) {
-	l, err := strs(v)
-	for i := range l {
-		l[i] = normFlag(l[i])
-	}
-	return l, err
-}
-
-func str(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return v, nil
-	case []byte:
-		return string(v), nil
-	case json.Number:
-		return v.String(), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	}
-	return "", fmt.Errorf("want a string, got %T", v)
-}
-
-func strs(v any) ([]string, error) {
-	switch v := v.(type) {
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, x := range v {
-			s, err := str(x)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, s)
+// flag applies one bare flag.
+func (r *Request) flag(f string) {
+	switch nf := normKey(f); nf {
+	case "":
+	case "trust-address":
+		r.TrustAddress = true
+	case "sip-source-address":
+		r.SIPSourceAddress = true
+	case "symmetric":
+		r.Symmetric = true
+	case "asymmetric":
+		r.Asymmetric = true
+	case "strict-source":
+		r.StrictSource = true
+	default:
+		if what, ok := strings.CutPrefix(nf, "replace-"); ok && what != "" {
+			r.Replace = append(r.Replace, what) // Kamailio's replace-origin
+			return
 		}
-		return out, nil
-	case string:
-		return strings.Fields(v), nil
+		r.Flags = append(r.Flags, f)
 	}
-	return nil, fmt.Errorf("want a list of strings, got %T", v)
 }
 
-func integer(v any) (int, error) {
-	switch v := v.(type) {
-	case int64:
-		return int(v), nil
-	case json.Number:
-		n, err := v.Int64()
-		return int(n), err
-	case string:
-		return strconv.Atoi(v)
+func (r *Request) replace(what string) {
+	if what = normKey(what); what != "" {
+		r.Replace = append(r.Replace, what)
 	}
-	return 0, fmt.Errorf("want an integer, got %T", v)
 }
 
-// encode renders a reply in the request's encoding.
-func encode(reply map[string]any, asJSON bool) ([]byte, error) {
-	if asJSON {
-		return json.Marshal(reply)
+// direction sets Direction from a list of at most two interfaces.
+func (r *Request) direction(l []string) error {
+	if len(l) > 2 {
+		return fmt.Errorf("want 2 interfaces, got %d: %q", len(l), l)
 	}
-	return bencode.EncodeBytes(reply)
+	r.Direction = [2]string{}
+	copy(r.Direction[:], l)
+	return nil
+}
+
+// setAddress parses received-from ([family, address], or a string whose
+// last word is the address) or media-address.
+func (r *Request) setAddress(k string, v any) error {
+	var s string
+	if l, ok := v.([]any); ok {
+		if len(l) == 0 {
+			return nil
+		}
+		v = l[len(l)-1]
+	}
+	s, err := str(v)
+	if f := strings.Fields(s); err == nil && len(f) > 0 {
+		s = f[len(f)-1]
+	}
+	if err != nil || s == "" {
+		return err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return fmt.Errorf("invalid address %q", s)
+	}
+	if k == "media-address" {
+		r.MediaAddress = a
+	} else {
+		r.ReceivedFrom = a
+	}
+	return nil
+}
+
+// normKey folds the spellings rtpengine accepts for one key or flag:
+// "SIP source address", "sip_source_address" and "SIP-source-address".
+func normKey(k string) string {
+	k = strings.ToLower(strings.TrimSpace(k))
+	if strings.ContainsAny(k, " _") {
+		k = strings.Map(func(c rune) rune {
+			if c == ' ' || c == '_' {
+				return '-'
+			}
+			return c
+		}, k)
+	}
+	return k
+}
+
+// wireRequest is a request as Kamailio 5.6 lays it out: flags in a list,
+// replace and direction as lists, received-from as [family, address].
+type wireRequest struct {
+	Command       string   `bencode:"command,omitempty" json:"command,omitempty"`
+	CallID        string   `bencode:"call-id,omitempty" json:"call-id,omitempty"`
+	FromTag       string   `bencode:"from-tag,omitempty" json:"from-tag,omitempty"`
+	ToTag         string   `bencode:"to-tag,omitempty" json:"to-tag,omitempty"`
+	ViaBranch     string   `bencode:"via-branch,omitempty" json:"via-branch,omitempty"`
+	SDP           string   `bencode:"sdp,omitempty" json:"sdp,omitempty"`
+	Flags         []string `bencode:"flags,omitempty" json:"flags,omitempty"`
+	Replace       []string `bencode:"replace,omitempty" json:"replace,omitempty"`
+	Direction     []string `bencode:"direction,omitempty" json:"direction,omitempty"`
+	ICE           string   `bencode:"ICE,omitempty" json:"ICE,omitempty"`
+	ReceivedFrom  []string `bencode:"received-from,omitempty" json:"received-from,omitempty"`
+	MediaAddress  string   `bencode:"media-address,omitempty" json:"media-address,omitempty"`
+	AddressFamily string   `bencode:"address-family,omitempty" json:"address-family,omitempty"`
+	Label         string   `bencode:"label,omitempty" json:"label,omitempty"`
+	Limit         int      `bencode:"limit,omitempty" json:"limit,omitempty"`
+}
+
+// Encode renders r as a dictionary, bencoded or (when r.JSON) JSON, laid
+// out as Kamailio 5.6 sends it: the flag fields are items of "flags". For
+// test clients and round trips; Ignored is not encoded.
+func (r *Request) Encode() ([]byte, error) {
+	w := wireRequest{Command: r.Command, CallID: r.CallID, FromTag: r.FromTag, ToTag: r.ToTag,
+		ViaBranch: r.ViaBranch, SDP: string(r.SDP), Replace: r.Replace, ICE: r.ICE,
+		AddressFamily: r.AddressFamily, Label: r.Label, Limit: r.Limit}
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{r.TrustAddress, "trust-address"}, {r.SIPSourceAddress, "SIP-source-address"},
+		{r.Symmetric, "symmetric"}, {r.Asymmetric, "asymmetric"}, {r.StrictSource, "strict-source"}} {
+		if f.on {
+			w.Flags = append(w.Flags, f.name)
+		}
+	}
+	w.Flags = append(w.Flags, r.Flags...)
+	if r.Direction != [2]string{} {
+		w.Direction = r.Direction[:]
+	}
+	if a := r.ReceivedFrom; a.IsValid() {
+		w.ReceivedFrom = []string{family(a), a.String()}
+	}
+	if r.MediaAddress.IsValid() {
+		w.MediaAddress = r.MediaAddress.String()
+	}
+	return encode(w, r.JSON)
+}
+
+// family names an address's family as Kamailio does.
+func family(a netip.Addr) string {
+	if a.Is4() {
+		return "IP4"
+	}
+	return "IP6"
 }

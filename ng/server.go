@@ -1,141 +1,230 @@
 package ng
 
 import (
+	"bytes"
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
+	"strings"
+	"sync"
 	"time"
 )
 
-// Options tune a Server; the zero value is usable.
+// Options tune a Server; zero (or negative) fields take the defaults noted.
 type Options struct {
-	// CacheTTL is how long replies are kept for retransmissions (60 s).
-	CacheTTL time.Duration
-	// Concurrency bounds requests processed at once (64).
-	Concurrency int
-	// Logger receives per-request debug lines and errors; nil discards.
+	// Logger receives a debug line per request and per retransmission,
+	// and one at info (or warn, for errors with no rtpengine wording) per
+	// failed request. Nil discards.
 	Logger *slog.Logger
+	// CacheTTL is how long replies are kept for retransmissions: 1 minute
+	// (rtpengine keeps them 30 to 60 s; Kamailio retransmits for 5 s).
+	CacheTTL time.Duration
+	// CacheSize caps the replies kept, oldest dropped first: 65536.
+	CacheSize int
+	// Concurrency caps the requests processed at once: 64. When all are
+	// busy the server stops reading and the socket buffer queues.
+	Concurrency int
 }
 
-// Server answers ng requests on a packet socket.
+// Server answers ng requests arriving on a packet socket by calling a
+// Backend. Build it with NewServer and start it with Run.
 type Server struct {
-	conn  net.PacketConn
-	calls Calls
-	log   *slog.Logger
-	cache *replyCache
-	sem   chan struct{}
+	conn    net.PacketConn
+	backend Backend
+	log     *slog.Logger
+	cache   *replyCache
+	sem     chan struct{}
 }
 
-// NewServer returns a server on conn over calls.
-func NewServer(conn net.PacketConn, calls Calls, opts Options) *Server {
-	if opts.CacheTTL <= 0 {
-		opts.CacheTTL = time.Minute
+// NewServer returns a server answering on conn with b. Run takes over conn
+// and closes it when it returns.
+func NewServer(conn net.PacketConn, b Backend, opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 64
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	return &Server{conn: conn, calls: calls, log: opts.Logger,
-		cache: newReplyCache(opts.CacheTTL, 1<<20), sem: make(chan struct{}, opts.Concurrency)}
+	cache := newReplyCache(positive(opts.CacheTTL, time.Minute), positive(opts.CacheSize, 1<<16), 8)
+	return &Server{conn: conn, backend: b, log: log, cache: cache,
+		sem: make(chan struct{}, positive(opts.Concurrency, 64))}
 }
 
-// Run serves until ctx is done, then closes the socket. It returns nil on
-// cancel.
+// positive is v, or def when v is not positive.
+func positive[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Run serves until ctx is done; then it waits for the requests in flight
+// (their backend calls see ctx done), closes the socket and returns nil.
+// It returns an error only if reading from the socket fails.
 func (s *Server) Run(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
 		_ = s.conn.Close()
 	}()
-	go s.expireLoop(ctx)
+	stop := context.AfterFunc(ctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
 	buf := make([]byte, maxDatagram)
 	for {
 		n, from, err := s.conn.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("ng: %w", err)
-		}
-		msg := append([]byte(nil), buf[:n]...)
-		select {
-		case s.sem <- struct{}{}:
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return nil
 		}
-		go func() {
-			defer func() { <-s.sem }()
-			s.serve(ctx, msg, from)
-		}()
-	}
-}
-
-func (s *Server) expireLoop(ctx context.Context) {
-	t := time.NewTicker(10 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.cache.expire(now)
+		if err != nil {
+			return fmt.Errorf("ng: read %s: %w", s.conn.LocalAddr(), err)
 		}
+		s.receive(ctx, &wg, buf[:n], from)
 	}
 }
 
-// serve answers one datagram, from the cache when it is a retransmission.
-func (s *Server) serve(ctx context.Context, msg []byte, from net.Addr) {
+// receive answers a datagram from the cache, or starts executing it.
+func (s *Server) receive(ctx context.Context, wg *sync.WaitGroup, msg []byte, from net.Addr) {
 	cookie, body, err := splitCookie(msg)
 	if err != nil {
 		s.log.Debug("ng: dropping datagram", "from", from.String(), "err", err)
 		return
 	}
-	e, first := s.cache.claim(from.String()+" "+cookie, time.Now())
-	if first {
-		s.cache.fill(e, s.handle(ctx, body))
-	} else {
-		select {
-		case <-e.done:
-			s.log.Debug("ng: answering a retransmission from the cache", "cookie", cookie)
-		case <-ctx.Done():
+	v, e, reply := s.cache.arrive(cacheKey{from.String(), string(cookie)}, time.Now())
+	switch v {
+	case replay:
+		s.log.Debug("ng: answering a retransmission from the cache", "from", from.String(), "cookie", string(cookie))
+		s.send(reply, from, 1)
+		return
+	case park, drop:
+		s.log.Debug("ng: retransmission of a request in flight", "from", from.String(), "cookie", string(cookie), "parked", v == park)
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	cookie, body = bytes.Clone(cookie), bytes.Clone(body)
+	wg.Go(func() {
+		defer func() { <-s.sem }()
+		reply := s.handle(ctx, cookie, body, from)
+		s.send(reply, from, 1+s.cache.complete(e, reply))
+	})
+}
+
+// send writes reply to "to" n times, once per copy of the request.
+func (s *Server) send(reply []byte, to net.Addr, n int) {
+	for range n {
+		if _, err := s.conn.WriteTo(reply, to); err != nil {
+			s.log.Warn("ng: reply not sent", "to", to.String(), "err", err)
 			return
 		}
 	}
-	out := append([]byte(cookie+" "), e.reply...)
-	if _, err := s.conn.WriteTo(out, from); err != nil {
-		s.log.Warn("ng: reply not sent", "to", from.String(), "err", err)
-	}
 }
 
-// handle decodes, executes and encodes one request.
-func (s *Server) handle(ctx context.Context, body []byte) []byte {
+// handle decodes, executes and encodes one request; it returns the reply
+// datagram "<cookie> <dictionary>", in JSON if the request was JSON.
+func (s *Server) handle(ctx context.Context, cookie, body []byte, from net.Addr) []byte {
+	var rep any
 	req, err := Decode(body)
 	if err != nil {
-		return mustEncode(errorReply(fmt.Errorf("%w: %w", errBadRequest, err)), len(body) > 0 && body[0] == '{')
+		s.log.Info("ng: request not understood", "from", from.String(), "cookie", string(cookie), "err", err)
+		rep = failure(nil, err)
+	} else {
+		rep = s.execute(ctx, req)
 	}
-	if len(req.Ignored) > 0 {
-		s.log.Debug("ng: ignoring keys", "command", req.Command, "call_id", req.CallID, "keys", req.Ignored)
+	dict, err := encode(rep, isJSON(body))
+	if err != nil { // the replies hold only strings, integers, lists and dictionaries
+		dict, _ = encode(failure(req, fmt.Errorf("ng: encoding the reply: %w", err)), isJSON(body))
 	}
-	reply, err := s.execute(ctx, req)
-	if err != nil {
-		level := slog.LevelWarn
-		if reasonOf(err) != err.Error() {
-			level = slog.LevelInfo
-		}
-		s.log.Log(ctx, level, "ng: request failed", "command", req.Command, "call_id", req.CallID, "err", err)
-		reply = errorReply(err)
-	}
-	return mustEncode(reply, req.JSON)
+	out := make([]byte, 0, len(cookie)+1+len(dict))
+	return append(append(append(out, cookie...), ' '), dict...)
 }
 
-func mustEncode(reply map[string]any, asJSON bool) []byte {
-	b, err := encode(reply, asJSON)
-	if err != nil { // only plain strings, numbers, lists and maps are used
-		b, _ = encode(map[string]any{"result": "error", "error-reason": "cannot encode reply: " + err.Error()}, asJSON)
+// execute runs a decoded request and returns its reply; failures are
+// logged and worded by failure.
+func (s *Server) execute(ctx context.Context, r *Request) any {
+	if len(r.Ignored)+len(r.Flags) > 0 {
+		s.log.Debug("ng: ignoring keys and flags", "command", r.Command, "call_id", r.CallID,
+			"keys", r.Ignored, "flags", r.Flags)
 	}
-	return b
+	rep, err := s.dispatch(ctx, r)
+	if err == nil {
+		return rep
+	}
+	f := failure(r, err)
+	level := slog.LevelInfo
+	if f.ErrorReason == err.Error() { // no rtpengine wording: unexpected
+		level = slog.LevelWarn
+	}
+	s.log.Log(ctx, level, "ng: request failed", "command", r.Command, "call_id", r.CallID,
+		"reply", cmp.Or(f.ErrorReason, f.Warning), "err", err)
+	return f
+}
+
+// defaultLimit is rtpengine's limit of a list reply.
+const defaultLimit = 32
+
+// dispatch checks that r has the keys its command needs and calls the
+// backend.
+func (s *Server) dispatch(ctx context.Context, r *Request) (any, error) {
+	cmd := strings.ToLower(r.Command)
+	if err := check(cmd, r); err != nil {
+		return nil, err
+	}
+	switch cmd {
+	case "ping":
+		return pong, nil
+	case "offer":
+		return sdpOf(s.backend.Offer(ctx, r))
+	case "answer":
+		return sdpOf(s.backend.Answer(ctx, r))
+	case "delete":
+		w, err := s.backend.Delete(ctx, r)
+		return result{Result: "ok", Warning: w}, err
+	case "query":
+		st, err := s.backend.Query(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return newQueryReply(cmp.Or(st, &CallStats{})), nil
+	case "list":
+		limit := cmp.Or(r.Limit, defaultLimit)
+		ids, err := s.backend.List(ctx, limit)
+		return listReply{Result: "ok", Calls: append([]string{}, ids[:min(len(ids), limit)]...)}, err
+	case "statistics":
+		t, err := s.backend.Statistics(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return newStatisticsReply(cmp.Or(t, &Totals{})), nil
+	}
+	return nil, fmt.Errorf("%w %q", errUnknownCommand, r.Command)
+}
+
+// check applies rtpengine's presence rules, in its order: offer needs an
+// SDP, a call-id and a from-tag, answer a to-tag too; delete needs a
+// call-id and a from-tag, query a call-id.
+func check(cmd string, r *Request) error {
+	sdp := cmd == "offer" || cmd == "answer"
+	switch {
+	case sdp && len(r.SDP) == 0:
+		return ErrNoSDP
+	case (sdp || cmd == "delete" || cmd == "query") && r.CallID == "":
+		return ErrNoCallID
+	case (sdp || cmd == "delete") && r.FromTag == "":
+		return ErrNoFromTag
+	case cmd == "answer" && r.ToTag == "":
+		return ErrNoToTag
+	case cmd == "list" && r.Limit < 0:
+		return errNegativeLimit
+	}
+	return nil
+}
+
+func sdpOf(sdp []byte, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return sdpReply{Result: "ok", SDP: string(sdp)}, nil
 }
