@@ -28,6 +28,7 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/lrkproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/mediaproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/rtpproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
@@ -123,7 +124,7 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		if err != nil {
 			return fmt.Errorf("control ng: %w", err)
 		}
-		srv := ng.NewServer(conn, d.calls, ng.Options{Logger: d.log.With("frontend", "ng")})
+		srv := ng.NewServer(conn, ngcalls.New(d.calls), ng.Options{Logger: d.log.With("frontend", "ng")})
 		g.Go(func() error { return srv.Run(ctx) })
 		d.log.Info("serving rtpengine ng protocol", "ng", conn.LocalAddr().String())
 	}
