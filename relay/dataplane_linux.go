@@ -59,7 +59,10 @@ func (d *nftDataplane) dialNft() (*nftables.Conn, error) {
 		if err := c.SetReadBuffer(socketBuffer); err != nil {
 			return err
 		}
-		return c.SetWriteBuffer(socketBuffer)
+		if err := c.SetWriteBuffer(socketBuffer); err != nil {
+			return err
+		}
+		return widenDumps(c)
 	}
 	return nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(d.opts.NetNS), nftables.WithSockOptions(buffers))
 }
