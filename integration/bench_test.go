@@ -9,9 +9,15 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"testing"
 
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
+	"github.com/nftrtpproxy/nftrtpproxy/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
+	"github.com/nftrtpproxy/nftrtpproxy/ng/ngtest"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -103,4 +109,50 @@ func BenchmarkKernelAllocDelete(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 		})
 	}
+}
+
+// BenchmarkKernelNGCall measures one call over ng as Kamailio's rtpengine
+// module drives it (offer + answer + delete, each a UDP round trip on
+// loopback) through the daemon's layers in-process: ng server, call table,
+// SDP engine, Manager and the real kernel. It is the control-plane cost
+// that integration/cmd/bench compares with rtpengine, here without a
+// second process so that a CPU profile sees all of it.
+func BenchmarkKernelNGCall(b *testing.B) {
+	fd := benchNS(b)
+	cfg, err := switchboard.ParseConfig([]byte(benchConfig(b.TempDir()) + "[control]\ndefault-switchboard = \"one\"\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dp, err := relay.Open(relay.Options{NetNS: fd})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dp.Close()
+	m := switchboard.NewManager(cfg, dp, switchboard.Options{})
+	defer m.Close()
+	ctx := context.Background()
+	if err := m.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, cfg.Control.DefaultSwitchboard)
+	c := ngtest.Dial(b, ngtest.Serve(b, ngcalls.New(cl), ng.Options{}))
+	sdpOf := func(addr string, port int) string {
+		return "v=0\r\no=- 1 1 IN IP4 " + addr + "\r\ns=-\r\nc=IN IP4 " + addr + "\r\nt=0 0\r\n" +
+			"m=audio " + strconv.Itoa(port) + " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+	}
+	do := func(cookie string, req map[string]any) {
+		if r := c.Do(cookie, req); r["result"] != "ok" {
+			b.Fatalf("%s: %v", req["command"], r)
+		}
+	}
+	flags := []string{"trust-address"}
+	for i := 0; b.Loop(); i++ {
+		id := "bench-" + strconv.Itoa(i)
+		do(id+"o", map[string]any{"command": "offer", "call-id": id, "from-tag": "a", "flags": flags,
+			"sdp": sdpOf("192.0.2.10", 4000)})
+		do(id+"a", map[string]any{"command": "answer", "call-id": id, "from-tag": "a", "to-tag": "b", "flags": flags,
+			"sdp": sdpOf("10.0.0.10", 5000)})
+		do(id+"d", map[string]any{"command": "delete", "call-id": id, "from-tag": "a"})
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
