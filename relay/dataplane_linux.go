@@ -214,24 +214,12 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 	return d.flushFlows(b)
 }
 
-// flushFlows deletes the stale conntrack entries after a batch: every
-// entry of a removed leg whose NAT data changed or that is gone, of the
-// marks in b.Flush, and the single entries of b.Delete. A leg whose only
-// change is its lock keeps its entries.
+// flushFlows deletes the stale conntrack entries after a batch: by mark
+// those of b.ToFlush, then the single entries of b.Delete.
 func (d *nftDataplane) flushFlows(b Batch) error {
 	d.ctMu.Lock()
 	defer d.ctMu.Unlock()
-	added := make(map[uint32]Leg, len(b.Add))
-	for _, l := range b.Add {
-		added[l.Mark] = l
-	}
-	marks := append([]uint32(nil), b.Flush...)
-	for _, old := range b.Remove {
-		if l, ok := added[old.Mark]; ok && onlyLockDiffers(old, l) {
-			continue
-		}
-		marks = append(marks, old.Mark)
-	}
+	marks := b.ToFlush()
 	for _, f := range markFilters(marks) {
 		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(f.mark).MarkMask(f.mask)); err != nil {
 			return opError(fmt.Sprintf("flush flows of leg %#x/%#x", f.mark, f.mask), err)
@@ -290,11 +278,6 @@ func markFilters(marks []uint32) []markFilter {
 		}
 	}
 	return out
-}
-
-func onlyLockDiffers(a, b Leg) bool {
-	a.Lock = b.Lock
-	return a == b
 }
 
 // Close closes the kernel connections. Installed state stays in the kernel.

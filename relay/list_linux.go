@@ -132,12 +132,13 @@ func (d *nftDataplane) Flows(ctx context.Context, marks ...uint32) ([]Flow, erro
 }
 
 func flowOf(f conntrack.Flow, seen time.Time) Flow {
-	o := f.TupleOrig
+	o, r := f.TupleOrig, f.TupleReply
 	return Flow{
 		Mark:    f.Mark,
 		Zone:    f.Zone,
 		Src:     netip.AddrPortFrom(o.IP.SourceAddress, o.Proto.SourcePort),
 		Dst:     netip.AddrPortFrom(o.IP.DestinationAddress, o.Proto.DestinationPort),
+		Peer:    netip.AddrPortFrom(r.IP.SourceAddress, r.Proto.SourcePort),
 		Packets: f.CountersOrig.Packets,
 		Bytes:   f.CountersOrig.Bytes,
 		Seen:    seen,

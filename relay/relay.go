@@ -94,11 +94,14 @@ func (l Leg) validateRemoval() error {
 
 // Batch is one transaction: Remove's legs vanish and Add's legs appear
 // together, or nothing changes. A leg changed in place is listed in both,
-// with its old value in Remove. Conntrack entries of every mark in Remove are
-// deleted after the transaction so that established flows stop following the
-// old data (DESIGN: stale entries). A leg whose only change is a new lock
-// keeps its flows: the lock stops new strangers, and a stranger's flow that
-// raced the lock is deleted by its tuple (Delete) once it is seen.
+// with its old value in Remove. After the transaction the conntrack entries
+// of every stale mark (see Stale) are deleted so that established flows stop
+// following the old data (DESIGN: stale entries): by their tuples, for the
+// marks in Tracked whose flows the caller knows and lists in Delete, or else
+// by mark, which walks the whole conntrack table. A leg whose only change is
+// a new lock keeps its flows: the lock stops new strangers, and a
+// stranger's flow that raced the lock is deleted by its tuple (Delete) once
+// it is seen.
 type Batch struct {
 	Remove []Leg
 	Add    []Leg
@@ -108,6 +111,48 @@ type Batch struct {
 	// Delete lists single conntrack entries to delete, by original tuple and
 	// zone (Src, Dst, Zone of a Flow).
 	Delete []Flow
+	// Tracked lists stale marks whose every conntrack entry is in Delete
+	// (none, often): they are not flushed by mark.
+	Tracked []uint32
+}
+
+// Stale returns the marks whose conntrack entries b makes stale: every
+// removed leg, unless it is added back with only its lock changed.
+func (b Batch) Stale() []uint32 {
+	added := make(map[uint32]Leg, len(b.Add))
+	for _, l := range b.Add {
+		added[l.Mark] = l
+	}
+	var out []uint32
+	for _, old := range b.Remove {
+		if l, ok := added[old.Mark]; ok && onlyLockDiffers(old, l) {
+			continue
+		}
+		out = append(out, old.Mark)
+	}
+	return out
+}
+
+// ToFlush returns the marks whose conntrack entries applying b deletes by
+// mark (each a walk of the whole conntrack table): Flush, and every stale
+// mark that is not Tracked.
+func (b Batch) ToFlush() []uint32 {
+	tracked := make(map[uint32]bool, len(b.Tracked))
+	for _, m := range b.Tracked {
+		tracked[m] = true
+	}
+	marks := append([]uint32(nil), b.Flush...)
+	for _, m := range b.Stale() {
+		if !tracked[m] {
+			marks = append(marks, m)
+		}
+	}
+	return marks
+}
+
+func onlyLockDiffers(a, b Leg) bool {
+	a.Lock = b.Lock
+	return a == b
 }
 
 // Flow is a conntrack entry of one of the relay's legs.
@@ -116,6 +161,7 @@ type Flow struct {
 	Zone    uint16
 	Src     netip.AddrPort // original source: the peer as the relay sees it
 	Dst     netip.AddrPort // original destination: the gate address:port
+	Peer    netip.AddrPort // where the kernel sends it: the leg's peer when it was created
 	Packets uint64
 	Bytes   uint64
 	// Seen is when the event was received, or zero for dumped flows.

@@ -58,30 +58,36 @@ func (m *Manager) scanFlows(ctx context.Context) {
 // Learn takes the source of a new flow into a gate as that side's real
 // address, if the gate is learning: the first source within the learning
 // window wins and locks the gate; an always-learn gate follows every new
-// source. The opposite leg is re-pointed and its stale flows deleted.
+// source. The opposite leg is re-pointed and its stale flows deleted. A flow
+// that no longer matches its leg (it raced a change) is deleted; any other
+// is remembered for the leg's next change (flows.go).
 func (m *Manager) Learn(f relay.Flow) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	idx, sideA, rtcp := legSide(f.Mark)
 	e := m.byIndex[idx]
-	if e == nil || !f.Src.IsValid() {
+	if !f.Src.IsValid() {
 		return
 	}
-	s := e.s
-	t := m.boards[s.Switchboard].sb.Timeouts
-	p, always, gate := &s.A, t.AlwaysLearnA, s.GateA
-	if !sideA {
-		p, always, gate = &s.B, t.AlwaysLearnB, s.GateB
-	}
-	if rtcp {
-		gate = netipAddPort(gate, 1)
-	}
-	if f.Dst != gate {
-		return // a flow of a previous owner of this mark
+	if e == nil || len(e.installed) != legsPerSession || f.Dst != e.installed[legOf(f.Mark)].Gate {
+		m.deleteStale([]relay.Flow{f}) // a flow of a previous owner of this mark
+		return
 	}
 	if lock := e.installed[legIndex(sideA, rtcp)].Lock; lock.IsValid() && lock != f.Src {
 		m.dropStranger(e, f)
 		return
+	}
+	m.learn(e, f, sideA, rtcp)
+	m.observe(f)
+}
+
+// learn takes f's source as its side's address if that side is learning.
+func (m *Manager) learn(e *entry, f relay.Flow, sideA, rtcp bool) {
+	s := e.s
+	t := m.boards[s.Switchboard].sb.Timeouts
+	p, always := &s.A, t.AlwaysLearnA
+	if !sideA {
+		p, always = &s.B, t.AlwaysLearnB
 	}
 	learned := p.Learned.RTP
 	if rtcp {

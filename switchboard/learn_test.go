@@ -192,7 +192,8 @@ func TestRingingSessionsExpireUnlessAnswered(t *testing.T) {
 	// 10 s learning timeout, and lock nothing.
 	h.clk.advance(25 * time.Second)
 	h.m.fireDue(ctx)
-	h.m.Learn(flow(ringing, legARTP, "198.51.100.7:61000"))
+	seen := flow(ringing, legARTP, "198.51.100.7:61000")
+	h.m.Learn(seen)
 	if got := h.get(t, ringing.ID).A.Learned.RTP; got != ap("198.51.100.7:61000") {
 		t.Errorf("a ringing session learned %s at 25 s, want the source", got)
 	}
@@ -202,14 +203,14 @@ func TestRingingSessionsExpireUnlessAnswered(t *testing.T) {
 	if _, err := h.m.AdjustTimeout(ctx, answered.ID, Active); err != nil {
 		t.Fatal(err)
 	}
-	flushed := len(h.mem.Flushed())
+	deleted := len(h.mem.Deleted())
 	h.clk.advance(5 * time.Second)
 	h.m.fireDue(ctx)
 	if _, err := h.m.Get(ringing.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the unanswered session after its ringing timeout: %v, want it gone", err)
 	}
-	if got := len(h.mem.Flushed()) - flushed; got != 4 {
-		t.Errorf("%d marks flushed, want the expired session's 4", got)
+	if diff := cmp.Diff([]relay.Flow{seen}, h.mem.Deleted()[deleted:], addrs); diff != "" {
+		t.Errorf("flows deleted with the expired session (-want +got):\n%s", diff)
 	}
 	if _, err := h.m.Get(answered.ID); err != nil {
 		t.Errorf("the answered session: %v", err)

@@ -53,6 +53,10 @@ type entry struct {
 	s         *Session
 	installed []relay.Leg
 	lastMedia time.Time // when the media timeout last saw a flow
+	// flows are the conntrack entries seen per leg (flows.go); legs whose
+	// bit is set in unknownFlows may hold entries never seen.
+	flows        *legFlows
+	unknownFlows uint8
 }
 
 // maxIndex keeps 4*index within relay.MaxMarkIndex.
@@ -210,7 +214,7 @@ func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew boo
 	l := next.legs(bd.sb.Timeouts, m.now())
 	want := l[:]
 	batch := diffLegs(e.installed, want)
-	if err := m.dp.Apply(ctx, batch); err != nil {
+	if err := m.apply(ctx, e, batch); err != nil {
 		return fmt.Errorf("session %s: %w", next.ID, err)
 	}
 	if err := m.j.put(next, isNew); err != nil {
@@ -345,7 +349,7 @@ func (m *Manager) delete(ctx context.Context, id, why string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.dp.Apply(ctx, relay.Batch{Remove: e.installed}); err != nil {
+	if err := m.apply(ctx, e, relay.Batch{Remove: e.installed}); err != nil {
 		return fmt.Errorf("session %s: %w", id, err)
 	}
 	delete(m.sessions, id)

@@ -257,23 +257,30 @@ func TestAJournalFailureRollsTheKernelBack(t *testing.T) {
 	}
 }
 
-func TestUpdateRepointsAndFlushesOnlyTheChangedLegs(t *testing.T) {
+func TestUpdateRepointsAndDeletesTheFlowsOfOnlyTheChangedLegs(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")
 	ctx := context.Background()
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000"), Labels: map[string]string{"call-id": "c1"}})
-	h.m.Learn(flow(s, legBRTP, "10.0.0.99:7000"))
+	fromB := flow(s, legBRTP, "10.0.0.99:7000")
+	h.m.Learn(fromB)
+	fromA := flow(s, legARTP, "192.0.2.10:4000")
+	h.m.Learn(fromA)
 	h.clk.advance(time.Second)
-	flushed := len(h.mem.Flushed())
+	flushed, deleted := len(h.mem.Flushed()), len(h.mem.Deleted())
 	got, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.11:6000"), Labels: map[string]string{"to-tag": "t1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// a-rtp and a-rtcp send to the new b; b-rtp loses its lock to the
-	// source b was learned from; b-rtcp learned nothing and stays.
-	want := []uint32{relay.Mark(4 * s.Index), relay.Mark(4*s.Index + 1), relay.Mark(4*s.Index + 2)}
-	if diff := cmp.Diff(want, h.mem.Flushed()[flushed:]); diff != "" {
-		t.Errorf("flushed marks (-want +got):\n%s", diff)
+	// source b was learned from; b-rtcp learned nothing and stays. The
+	// flow seen on a-rtp is deleted by tuple and no table is walked; b's
+	// flow stays, as a lock change alone keeps flows.
+	if diff := cmp.Diff([]relay.Flow{fromA}, h.mem.Deleted()[deleted:], addrs); diff != "" {
+		t.Errorf("deleted flows (-want +got):\n%s", diff)
+	}
+	if got := h.mem.Flushed()[flushed:]; len(got) != 0 {
+		t.Errorf("flushed marks %x, want none: every flow was known", got)
 	}
 	if l := h.leg(t, s, legARTP); l.Peer != ap("10.0.0.11:6000") {
 		t.Errorf("a-rtp sends to %s, want the new b", l.Peer)
@@ -363,16 +370,20 @@ func TestDeleteRemovesEveryLegAndFreesThePorts(t *testing.T) {
 	keep := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
 	gone := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
 	kept := legsOf(t, h.mem)[:4]
-	flushed := len(h.mem.Flushed())
+	rtcp := flow(gone, legARTCP, "192.0.2.10:4003")
+	h.m.Learn(rtcp)
+	flushed, deleted := len(h.mem.Flushed()), len(h.mem.Deleted())
 	if err := h.m.Delete(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}
 	if diff := diffLegsOf(t, kept, legsOf(t, h.mem)); diff != "" {
 		t.Errorf("legs after delete (-want +got):\n%s", diff)
 	}
-	want := []uint32{relay.Mark(4 * gone.Index), relay.Mark(4*gone.Index + 1), relay.Mark(4*gone.Index + 2), relay.Mark(4*gone.Index + 3)}
-	if diff := cmp.Diff(want, h.mem.Flushed()[flushed:]); diff != "" {
-		t.Errorf("flushed (-want +got):\n%s", diff)
+	if diff := cmp.Diff([]relay.Flow{rtcp}, h.mem.Deleted()[deleted:], addrs); diff != "" {
+		t.Errorf("deleted flows (-want +got):\n%s", diff)
+	}
+	if got := h.mem.Flushed()[flushed:]; len(got) != 0 {
+		t.Errorf("flushed marks %x, want none: the one flow was known", got)
 	}
 	if _, err := h.m.Get(gone.ID); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get after delete: %v", err)

@@ -3,6 +3,8 @@ package switchboard
 import (
 	"context"
 	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
 
 // mediaCheckInterval is how often the media timeout looks at the kernel's
@@ -21,7 +23,8 @@ func (m *Manager) mediaCheckInterval() time.Duration {
 }
 
 // runMediaTimeouts deletes answered sessions that carried no media for their
-// switchboard's media timeout, until ctx is done. A session has media while
+// switchboard's media timeout, until ctx is done. Its dumps also remember
+// every flow for its leg's next change and delete stale ones (flows.go). A session has media while
 // the kernel holds a conntrack entry of one of its legs; entries outlive the
 // last packet by the UDP conntrack timeout (30 s by default), so a session
 // ends between media-timeout and media-timeout + 30 s after its last packet.
@@ -48,13 +51,21 @@ func (m *Manager) checkMedia(ctx context.Context) {
 		m.log.Warn("reading flows for the media timeout failed", "err", err)
 		return
 	}
-	flowing := make(map[uint32]bool, len(flows))
-	for _, f := range flows {
-		idx, _, _ := legSide(f.Mark)
-		flowing[idx] = true
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	flowing := make(map[uint32]bool, len(flows))
+	var gone []relay.Flow
+	for _, f := range flows {
+		idx, _, _ := legSide(f.Mark)
+		e := m.byIndex[idx]
+		if stale(e, f) {
+			gone = append(gone, f)
+			continue
+		}
+		e.remember(f)
+		flowing[idx] = true
+	}
+	m.deleteStale(gone)
 	now := m.now()
 	for id, e := range m.sessions {
 		s := e.s

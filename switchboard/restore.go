@@ -56,6 +56,7 @@ func (m *Manager) adopt(journaled map[string]*Session) {
 			continue
 		}
 		e := &entry{s: s}
+		e.forgetFlows() // flows of a previous run were never seen
 		m.sessions[s.ID], m.byIndex[s.Index] = e, e
 		if s.Index >= m.nextIndex {
 			m.nextIndex = s.Index + 1

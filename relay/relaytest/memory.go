@@ -93,10 +93,7 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 	}
 	m.legs = next
 	m.applied++
-	for _, l := range b.Remove {
-		m.flushed = append(m.flushed, l.Mark)
-	}
-	m.flushed = append(m.flushed, b.Flush...)
+	m.flushed = append(m.flushed, b.ToFlush()...)
 	m.deleted = append(m.deleted, b.Delete...)
 	return nil
 }

@@ -1,0 +1,138 @@
+package switchboard
+
+import (
+	"context"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+// Stale conntrack entries (DESIGN: "conntrack is half of the design") are
+// deleted by their tuples, not by mark: deleting by mark walks the whole
+// conntrack table (~60 µs empty, growing with every flow the router
+// carries), once per changed leg. So the Manager keeps, per leg, the flows
+// the kernel reported for it (new-flow events, and the dumps of the media
+// timeout and of a resubscribed watch). When a leg changes or goes, its
+// known flows are deleted by tuple; a leg that never carried media costs
+// nothing.
+//
+// A flow created just before a change may be reported just after it. Such a
+// late flow no longer matches its leg (another gate, another peer, or no
+// session at all) and is deleted as soon as it is seen (observe). Legs whose
+// flows are not known, after a restart or when more than maxLegFlows were
+// seen, are flushed by mark as before.
+
+// maxLegFlows bounds the flows remembered per leg; past it the leg's flows
+// count as unknown until its next change flushes them by mark.
+const maxLegFlows = 8
+
+// legFlows are the flows seen per leg of one session since each leg last
+// changed.
+type legFlows [legsPerSession][]relay.Flow
+
+// legOf returns the position of mark among a session's legs.
+func legOf(mark uint32) int { return int(mark & relay.MaxMarkIndex % legsPerSession) }
+
+// remember records f as a flow of its leg in e, unless it is known already.
+func (e *entry) remember(f relay.Flow) {
+	k := legOf(f.Mark)
+	if e.unknownFlows&(1<<k) != 0 {
+		return
+	}
+	if e.flows == nil {
+		e.flows = &legFlows{}
+	}
+	for _, g := range e.flows[k] {
+		if g.Src == f.Src && g.Dst == f.Dst && g.Zone == f.Zone {
+			return
+		}
+	}
+	if len(e.flows[k]) == maxLegFlows {
+		e.flows[k] = nil
+		e.unknownFlows |= 1 << k
+		return
+	}
+	e.flows[k] = append(e.flows[k], f)
+}
+
+// forgetFlows marks every leg's flows as unknown: they will be flushed by
+// mark when the leg changes.
+func (e *entry) forgetFlows() {
+	e.flows, e.unknownFlows = nil, 1<<legsPerSession-1
+}
+
+// withFlows adds to b the known flows of the legs it makes stale, to be
+// deleted by tuple, and returns a function that clears what b deletes
+// once b is applied.
+func (e *entry) withFlows(b *relay.Batch) (applied func()) {
+	stale := b.Stale()
+	for _, mark := range stale {
+		k := legOf(mark)
+		if e.unknownFlows&(1<<k) != 0 {
+			continue
+		}
+		if e.flows != nil {
+			b.Delete = append(b.Delete, e.flows[k]...)
+		}
+		b.Tracked = append(b.Tracked, mark)
+	}
+	return func() {
+		for _, mark := range stale {
+			k := legOf(mark)
+			e.unknownFlows &^= 1 << k
+			if e.flows != nil {
+				e.flows[k] = nil
+			}
+		}
+	}
+}
+
+// apply commits b for e's legs, deleting the stale flows by tuple where
+// they are known.
+func (m *Manager) apply(ctx context.Context, e *entry, b relay.Batch) error {
+	applied := e.withFlows(&b)
+	if err := m.dp.Apply(ctx, b); err != nil {
+		return err
+	}
+	applied()
+	return nil
+}
+
+// stale reports whether f no longer matches what e's leg holds: it entered
+// another gate or goes to another peer. A nil e (no session) makes every
+// flow stale.
+func stale(e *entry, f relay.Flow) bool {
+	k := legOf(f.Mark)
+	if e == nil || k >= len(e.installed) {
+		return true
+	}
+	l := e.installed[k]
+	return f.Dst != l.Gate || (f.Peer.IsValid() && f.Peer != l.Peer)
+}
+
+// observe handles a flow the kernel reported: a stale one is deleted, any
+// other remembered for its leg's next change. It reports whether f is
+// current.
+func (m *Manager) observe(f relay.Flow) bool {
+	idx, _, _ := legSide(f.Mark)
+	e := m.byIndex[idx]
+	if stale(e, f) {
+		m.deleteStale([]relay.Flow{f})
+		return false
+	}
+	e.remember(f)
+	return true
+}
+
+// deleteStale deletes flows that no longer match their legs.
+func (m *Manager) deleteStale(flows []relay.Flow) {
+	if len(flows) == 0 {
+		return
+	}
+	if err := m.dp.Apply(context.Background(), relay.Batch{Delete: flows}); err != nil {
+		m.log.Error("deleting stale flows failed", "flows", len(flows), "err", err)
+		return
+	}
+	for _, f := range flows {
+		m.log.Debug("stale flow deleted", "mark", f.Mark, "source", f.Src, "gate", f.Dst, "peer", f.Peer)
+	}
+}

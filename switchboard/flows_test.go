@@ -1,0 +1,127 @@
+package switchboard
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+func TestLegWithoutSeenFlowsChangesWithoutTouchingConntrack(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), Ringing: true})
+	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.10:5000"), Answer: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.m.Delete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, del := h.mem.Flushed(), h.mem.Deleted(); len(got)+len(del) != 0 {
+		t.Errorf("flushed marks %x and deleted flows %v, want neither: no flow was ever seen", got, del)
+	}
+}
+
+func TestLateFlowOfAChangedLegIsDeletedWhenSeen(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.11:6000")}); err != nil {
+		t.Fatal(err)
+	}
+	// A flow created before the update towards the old b, reported after it.
+	late := flow(s, legARTP, "192.0.2.10:4000")
+	late.Peer = ap("10.0.0.10:5000")
+	current := late // its successor, after late was deleted
+	current.Peer = ap("10.0.0.11:6000")
+	h.m.Learn(late)
+	h.m.Learn(current)
+	if diff := cmp.Diff([]relay.Flow{late}, h.mem.Deleted(), addrs); diff != "" {
+		t.Errorf("deleted flows (-want +got):\n%s", diff)
+	}
+	if err := h.m.Delete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]relay.Flow{late, current}, h.mem.Deleted(), addrs); diff != "" {
+		t.Errorf("deleted flows after delete (-want +got):\n%s", diff)
+	}
+}
+
+func TestFlowOfAGoneSessionIsDeletedWhenSeen(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	if err := h.m.Delete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := flow(s, legBRTCP, "10.0.0.10:5001")
+	h.m.Learn(late)
+	// The media timeout's dump deletes what it finds stale as well.
+	dumped := flow(s, legARTP, "192.0.2.10:4000")
+	h.mem.SetFlows(dumped)
+	h.m.checkMedia(ctx)
+	if diff := cmp.Diff([]relay.Flow{late, dumped}, h.mem.Deleted(), addrs); diff != "" {
+		t.Errorf("deleted flows (-want +got):\n%s", diff)
+	}
+}
+
+func TestFlowsSeenInTheMediaDumpAreDeletedWithTheirLeg(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "media-timeout = 30\n")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	f := flow(s, legBRTP, "10.0.0.10:5000")
+	h.mem.SetFlows(f)
+	h.m.checkMedia(ctx)
+	if err := h.m.Delete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]relay.Flow{f}, h.mem.Deleted(), addrs); diff != "" {
+		t.Errorf("deleted flows (-want +got):\n%s", diff)
+	}
+}
+
+func TestUnknownFlowsAreFlushedByMark(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "always-learn-a = true\n")
+	ctx := context.Background()
+	restored := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	if err := h.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h.start(t, "always-learn-a = true\n")
+
+	// After a restart the flows of a run that is gone were never seen.
+	if err := h.m.Delete(ctx, restored.ID); err != nil {
+		t.Fatal(err)
+	}
+	marks := func(s *Session, legs ...uint32) []uint32 {
+		var out []uint32
+		for _, k := range legs {
+			out = append(out, relay.Mark(4*s.Index+k))
+		}
+		return out
+	}
+	if diff := cmp.Diff(marks(restored, 0, 1, 2, 3), h.mem.Flushed()); diff != "" {
+		t.Errorf("flushed after a restart (-want +got):\n%s", diff)
+	}
+
+	// More flows on one leg than are remembered: that leg is flushed by
+	// mark, the others as before.
+	busy := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002"), B: ep("10.0.0.10:5002")})
+	flushed := len(h.mem.Flushed())
+	for i := range maxLegFlows + 1 {
+		h.m.Learn(flow(busy, legARTP, fmt.Sprintf("198.51.100.7:%d", 60000+i)))
+	}
+	if err := h.m.Delete(ctx, busy.ID); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(marks(busy, legARTP), h.mem.Flushed()[flushed:]); diff != "" {
+		t.Errorf("flushed after too many flows (-want +got):\n%s", diff)
+	}
+}
