@@ -100,12 +100,12 @@ func (m *Manager) apply(ctx context.Context, e *entry, b relay.Batch) error {
 // stale reports whether f no longer matches what e's leg holds: it entered
 // another gate or goes to another peer. A nil e (no session) makes every
 // flow stale.
-func stale(e *entry, f relay.Flow) bool {
-	k := legOf(f.Mark)
-	if e == nil || k >= len(e.installed) {
+func (m *Manager) stale(e *entry, f relay.Flow) bool {
+	legs, ok := m.installed(e)
+	if !ok {
 		return true
 	}
-	l := e.installed[k]
+	l := legs[legOf(f.Mark)]
 	return f.Dst != l.Gate || (f.Peer.IsValid() && f.Peer != l.Peer)
 }
 
@@ -115,7 +115,7 @@ func stale(e *entry, f relay.Flow) bool {
 func (m *Manager) observe(f relay.Flow) bool {
 	idx, _, _ := legSide(f.Mark)
 	e := m.byIndex[idx]
-	if stale(e, f) {
+	if m.stale(e, f) {
 		m.deleteStale([]relay.Flow{f})
 		return false
 	}

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
 
 // LegStats is one installed leg with the conntrack counters of its flows.
@@ -41,7 +40,8 @@ func (m *Manager) Show(ctx context.Context, id string) (*Details, error) {
 		m.mu.Unlock()
 		return nil, err
 	}
-	s, legs := e.s.clone(), append([]relay.Leg(nil), e.installed...)
+	legs, _ := m.installed(e)
+	s := e.s.clone()
 	m.mu.Unlock()
 	d := &Details{Session: s}
 	marks := make([]uint32, len(legs))

@@ -69,11 +69,12 @@ func (m *Manager) Learn(f relay.Flow) {
 	if !f.Src.IsValid() {
 		return
 	}
-	if e == nil || len(e.installed) != legsPerSession || f.Dst != e.installed[legOf(f.Mark)].Gate {
+	legs, ok := m.installed(e)
+	if !ok || f.Dst != legs[legOf(f.Mark)].Gate {
 		m.deleteStale([]relay.Flow{f}) // a flow of a previous owner of this mark
 		return
 	}
-	if lock := e.installed[legIndex(sideA, rtcp)].Lock; lock.IsValid() && lock != f.Src {
+	if lock := legs[legIndex(sideA, rtcp)].Lock; lock.IsValid() && lock != f.Src {
 		m.dropStranger(e, f)
 		return
 	}

@@ -48,10 +48,14 @@ type board struct {
 	a, b *ports
 }
 
-// entry is a session and the legs the kernel holds for it.
+// entry is a session and the legs the kernel holds for it. The legs are
+// not stored: they are s.legs(timeouts, legsAt), a pure function of the
+// session, its switchboard's timeouts and the time of the commit that
+// installed them, and storing them would double a session's memory.
 type entry struct {
 	s         *Session
-	installed []relay.Leg
+	legsAt    time.Time // when the legs were installed
+	hasLegs   bool      // false until the first commit
 	lastMedia time.Time // when the media timeout last saw a flow
 	// flows are the conntrack entries seen per leg (flows.go); legs whose
 	// bit is set in unknownFlows may hold entries never seen.
@@ -211,20 +215,22 @@ func newID() string {
 // both as they were.
 func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew bool) error {
 	bd := m.boards[next.Switchboard]
-	l := next.legs(bd.sb.Timeouts, m.now())
+	now := m.now()
+	l := next.legs(bd.sb.Timeouts, now)
 	want := l[:]
-	batch := diffLegs(e.installed, want)
+	had, _ := m.installed(e)
+	batch := diffLegs(had, want)
 	if err := m.apply(ctx, e, batch); err != nil {
 		return fmt.Errorf("session %s: %w", next.ID, err)
 	}
 	if err := m.j.put(next, isNew); err != nil {
-		undo := diffLegs(want, e.installed)
+		undo := diffLegs(want, had)
 		if uerr := m.dp.Apply(ctx, undo); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
 		}
 		return fmt.Errorf("session %s: %w", next.ID, err)
 	}
-	e.s, e.installed = next, want
+	e.s, e.legsAt, e.hasLegs = next, now, true
 	m.sessions[next.ID], m.byIndex[next.Index] = e, e
 	m.schedule(next)
 	if m.j.needsCompaction() {
@@ -233,6 +239,16 @@ func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew boo
 		}
 	}
 	return nil
+}
+
+// installed returns the legs the kernel holds for e, and false when it
+// holds none yet.
+func (m *Manager) installed(e *entry) ([]relay.Leg, bool) {
+	if e == nil || !e.hasLegs {
+		return nil, false
+	}
+	l := e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, e.legsAt)
+	return l[:], true
 }
 
 func (m *Manager) compact() error {
@@ -349,7 +365,8 @@ func (m *Manager) delete(ctx context.Context, id, why string) error {
 	if err != nil {
 		return err
 	}
-	if err := m.apply(ctx, e, relay.Batch{Remove: e.installed}); err != nil {
+	had, _ := m.installed(e)
+	if err := m.apply(ctx, e, relay.Batch{Remove: had}); err != nil {
 		return fmt.Errorf("session %s: %w", id, err)
 	}
 	delete(m.sessions, id)

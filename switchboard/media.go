@@ -58,7 +58,7 @@ func (m *Manager) checkMedia(ctx context.Context) {
 	for _, f := range flows {
 		idx, _, _ := legSide(f.Mark)
 		e := m.byIndex[idx]
-		if stale(e, f) {
+		if m.stale(e, f) {
 			gone = append(gone, f)
 			continue
 		}

@@ -105,8 +105,8 @@ func (m *Manager) repair(ctx context.Context) error {
 	wanted := map[uint32]bool{}
 	for _, e := range m.sessions {
 		l := e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, now)
-		e.installed = l[:]
-		want = append(want, e.installed...)
+		e.legsAt, e.hasLegs = now, true
+		want = append(want, l[:]...)
 		for _, x := range l {
 			wanted[x.Mark] = true
 		}

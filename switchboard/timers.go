@@ -92,7 +92,8 @@ func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) {
 	}
 	bd := m.boards[s.Switchboard]
 	l := s.legs(bd.sb.Timeouts, now)
-	if b := diffLegs(e.installed, l[:]); len(b.Add)+len(b.Remove) == 0 {
+	had, _ := m.installed(e)
+	if b := diffLegs(had, l[:]); len(b.Add)+len(b.Remove) == 0 {
 		return
 	}
 	if err := m.commit(ctx, e, s, false); err != nil {
