@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-
 )
 
 // LegStats is one installed leg with the conntrack counters of its flows.
