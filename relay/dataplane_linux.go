@@ -30,8 +30,9 @@ type nftDataplane struct {
 	opts Options
 	obj  *objects
 
-	mu    sync.Mutex // serialises batches on nft (messages accumulate per Conn)
+	mu    sync.Mutex // serialises batches on nft (messages accumulate per Conn) and el
 	nft   *nftables.Conn
+	el    *elementWriter // element batches of Apply (elements_linux.go)
 	ct    *conntrack.Conn
 	ctMu  sync.Mutex
 	gates []Gate
@@ -47,8 +48,13 @@ func Open(opts Options) (Dataplane, error) {
 	if d.nft, err = d.dialNft(); err != nil {
 		return nil, opError("open nftables", err)
 	}
+	if d.el, err = dialElementWriter(opts.NetNS, TableName, d.obj.maxElementsPerSetMsg); err != nil {
+		_ = d.nft.CloseLasting()
+		return nil, opError("open nftables", err)
+	}
 	if d.ct, err = d.dialConntrack(); err != nil {
 		_ = d.nft.CloseLasting()
+		_ = d.el.close()
 		return nil, opError("open conntrack", err)
 	}
 	return d, nil
@@ -164,23 +170,20 @@ func firstValid(aps ...netip.AddrPort) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func (d *nftDataplane) queue(e elements, del bool) error {
-	for s, els := range e {
-		for len(els) > 0 {
-			n := min(len(els), d.obj.maxElementsPerSetMsg)
-			var err error
-			if del {
-				err = d.nft.SetDeleteElements(s, els[:n])
-			} else {
-				err = d.nft.SetAddElements(s, els[:n])
-			}
-			if err != nil {
-				return fmt.Errorf("set %s: %w", s.Name, err)
-			}
-			els = els[n:]
-		}
+// commit applies del and add in one transaction. After a failure the
+// element connection may hold unread replies, so it is replaced.
+func (d *nftDataplane) commit(del, add elements) error {
+	err := d.el.commit(del, add)
+	if err == nil {
+		return nil
 	}
-	return nil
+	_ = d.el.close()
+	if w, derr := dialElementWriter(d.opts.NetNS, TableName, d.obj.maxElementsPerSetMsg); derr == nil {
+		d.el = w
+	} else {
+		err = errors.Join(err, fmt.Errorf("reconnect: %w", derr))
+	}
+	return err
 }
 
 // Apply commits b as one nftables transaction, then deletes the conntrack
@@ -200,13 +203,7 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 		add.add(d.obj, l)
 	}
 	d.mu.Lock()
-	err := d.queue(del, true)
-	if err == nil {
-		err = d.queue(add, false)
-	}
-	if err == nil {
-		err = d.flush()
-	}
+	err := d.commit(del, add)
 	d.mu.Unlock()
 	if err != nil {
 		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), err)
@@ -284,5 +281,5 @@ func markFilters(marks []uint32) []markFilter {
 func (d *nftDataplane) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return errors.Join(d.nft.CloseLasting(), d.ct.Close())
+	return errors.Join(d.nft.CloseLasting(), d.el.close(), d.ct.Close())
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 )
 
 // kernelNS creates a fresh network namespace for one test and returns its
@@ -109,6 +111,21 @@ func TestKernelLegsRoundTripAndListable(t *testing.T) {
 	}
 	if got, _ := d.Legs(ctx); len(got) != len(legs) {
 		t.Errorf("after a failed batch: %d legs, want %d (all or nothing)", len(got), len(legs))
+	}
+	// Adding a gate port that is taken fails in the batch's last message,
+	// the one acknowledged; the next batch works.
+	taken := Batch{Add: []Leg{{Mark: Mark(98), Gate: legs[0].Gate, Source: legs[0].Source}}}
+	if err := d.Apply(ctx, taken); err == nil || !errors.Is(err, unix.EEXIST) {
+		t.Fatalf("adding a taken gate port: %v, want EEXIST", err)
+	}
+	if err := d.Apply(ctx, Batch{Remove: legs[:1]}); err != nil {
+		t.Fatalf("a batch after two failed ones: %v", err)
+	}
+	if err := d.Apply(ctx, Batch{Add: legs[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Legs(ctx); len(got) != len(legs) {
+		t.Errorf("after remove and add: %d legs, want %d", len(got), len(legs))
 	}
 }
 
