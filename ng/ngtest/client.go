@@ -35,6 +35,7 @@ func Serve(t testing.TB, b ng.Backend, opts ng.Options) net.Addr {
 type Client struct {
 	t    testing.TB
 	conn *net.UDPConn
+	buf  []byte // reused by Read, so that benchmarks measure the server
 }
 
 // Dial returns a client of the server at addr, closed when the test ends.
@@ -61,16 +62,18 @@ func (c *Client) Send(cookie string, body []byte) {
 func (c *Client) Read(cookie string) []byte {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 65536)
-	n, err := c.conn.Read(buf)
+	if c.buf == nil {
+		c.buf = make([]byte, 65536)
+	}
+	n, err := c.conn.Read(c.buf)
 	if err != nil {
 		c.t.Fatalf("reading the reply to %q: %v", cookie, err)
 	}
-	dict, ok := bytes.CutPrefix(buf[:n], []byte(cookie+" "))
+	dict, ok := bytes.CutPrefix(c.buf[:n], []byte(cookie+" "))
 	if !ok {
-		c.t.Fatalf("reply %q does not start with cookie %q", buf[:n], cookie)
+		c.t.Fatalf("reply %q does not start with cookie %q", c.buf[:n], cookie)
 	}
-	return dict
+	return bytes.Clone(dict)
 }
 
 // Exchange sends body under cookie and returns the reply's dictionary.
