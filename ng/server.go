@@ -1,12 +1,13 @@
 package ng
 
 import (
-	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +24,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheSize caps the replies kept, oldest dropped first: 65536.
 	CacheSize int
-	// Concurrency caps the requests processed at once: 64. When all are
-	// busy the server stops reading and the socket buffer queues.
+	// Concurrency is the number of requests processed at once: 16 (the
+	// Manager serialises kernel work anyway). When all are busy the socket
+	// buffer queues.
 	Concurrency int
 }
 
@@ -35,7 +37,7 @@ type Server struct {
 	backend Backend
 	log     *slog.Logger
 	cache   *replyCache
-	sem     chan struct{}
+	workers int
 }
 
 // NewServer returns a server answering on conn with b. Run takes over conn
@@ -46,8 +48,7 @@ func NewServer(conn net.PacketConn, b Backend, opts Options) *Server {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cache := newReplyCache(positive(opts.CacheTTL, time.Minute), positive(opts.CacheSize, 1<<16), 8)
-	return &Server{conn: conn, backend: b, log: log, cache: cache,
-		sem: make(chan struct{}, positive(opts.Concurrency, 64))}
+	return &Server{conn: conn, backend: b, log: log, cache: cache, workers: positive(opts.Concurrency, 16)}
 }
 
 // positive is v, or def when v is not positive.
@@ -61,14 +62,34 @@ func positive[T int | time.Duration](v, def T) T {
 // Run serves until ctx is done; then it waits for the requests in flight
 // (their backend calls see ctx done), closes the socket and returns nil.
 // It returns an error only if reading from the socket fails.
+//
+// Each of Concurrency workers reads a datagram and answers it itself, so a
+// request is not handed from a reading goroutine to another (a wake-up
+// costs as much as decoding it). When all are busy the socket buffer
+// queues.
 func (s *Server) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	defer func() {
-		wg.Wait()
-		_ = s.conn.Close()
-	}()
-	stop := context.AfterFunc(ctx, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	stopping, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	stop := context.AfterFunc(stopping, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
+	errs := make(chan error, s.workers)
+	var wg sync.WaitGroup
+	for range s.workers {
+		wg.Go(func() {
+			if err := s.serve(ctx); err != nil {
+				errs <- err
+				stopAll() // the others stop reading too
+			}
+		})
+	}
+	wg.Wait()
+	_ = s.conn.Close()
+	close(errs)
+	return <-errs
+}
+
+// serve reads and answers datagrams until ctx is done or reading fails.
+func (s *Server) serve(ctx context.Context) error {
 	buf := make([]byte, maxDatagram)
 	for {
 		n, from, err := s.conn.ReadFrom(buf)
@@ -76,14 +97,17 @@ func (s *Server) Run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil // another worker failed and stopped everyone
+			}
 			return fmt.Errorf("ng: read %s: %w", s.conn.LocalAddr(), err)
 		}
-		s.receive(ctx, &wg, buf[:n], from)
+		s.receive(ctx, buf[:n], from)
 	}
 }
 
-// receive answers a datagram from the cache, or starts executing it.
-func (s *Server) receive(ctx context.Context, wg *sync.WaitGroup, msg []byte, from net.Addr) {
+// receive answers a datagram from the cache, or executes it.
+func (s *Server) receive(ctx context.Context, msg []byte, from net.Addr) {
 	cookie, body, err := splitCookie(msg)
 	if err != nil {
 		s.log.Debug("ng: dropping datagram", "from", from.String(), "err", err)
@@ -99,17 +123,8 @@ func (s *Server) receive(ctx context.Context, wg *sync.WaitGroup, msg []byte, fr
 		s.log.Debug("ng: retransmission of a request in flight", "from", from.String(), "cookie", string(cookie), "parked", v == park)
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return
-	}
-	cookie, body = bytes.Clone(cookie), bytes.Clone(body)
-	wg.Go(func() {
-		defer func() { <-s.sem }()
-		reply := s.handle(ctx, cookie, body, from)
-		s.send(reply, from, 1+s.cache.complete(e, reply))
-	})
+	reply = s.handle(ctx, cookie, body, from)
+	s.send(reply, from, 1+s.cache.complete(e, reply))
 }
 
 // send writes reply to "to" n times, once per copy of the request.
