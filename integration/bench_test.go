@@ -60,6 +60,30 @@ gate-b = { address = "10.0.0.2", ports = "1024-65535" }
 `, stateDir)
 }
 
+// benchManager starts a Manager on the real kernel in a namespace of its
+// own, with benchConfig plus extra; both close when the benchmark ends.
+func benchManager(b *testing.B, extra string) (*switchboard.Manager, *switchboard.Config) {
+	b.Helper()
+	fd := benchNS(b)
+	cfg, err := switchboard.ParseConfig([]byte(benchConfig(b.TempDir()) + extra))
+	if err != nil {
+		b.Fatal(err)
+	}
+	dp, err := relay.Open(relay.Options{NetNS: fd})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := switchboard.NewManager(cfg, dp, switchboard.Options{})
+	b.Cleanup(func() {
+		m.Close()
+		dp.Close()
+	})
+	if err := m.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return m, cfg
+}
+
 // BenchmarkKernelAllocDelete measures one session alloc plus delete through
 // the Manager against the real kernel (one nftables transaction and one
 // journal record each), with 0 and 50k sessions already installed. The
@@ -67,22 +91,8 @@ gate-b = { address = "10.0.0.2", ports = "1024-65535" }
 func BenchmarkKernelAllocDelete(b *testing.B) {
 	for _, live := range []int{0, 50000} {
 		b.Run(fmt.Sprintf("live=%d", live), func(b *testing.B) {
-			fd := benchNS(b)
-			cfg, err := switchboard.ParseConfig([]byte(benchConfig(b.TempDir())))
-			if err != nil {
-				b.Fatal(err)
-			}
-			dp, err := relay.Open(relay.Options{NetNS: fd})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer dp.Close()
-			m := switchboard.NewManager(cfg, dp, switchboard.Options{})
-			defer m.Close()
+			m, _ := benchManager(b, "")
 			ctx := context.Background()
-			if err := m.Start(ctx); err != nil {
-				b.Fatal(err)
-			}
 			req := func(i int) switchboard.AllocRequest {
 				sb := "one"
 				if i%2 == 1 {
@@ -118,22 +128,7 @@ func BenchmarkKernelAllocDelete(b *testing.B) {
 // that integration/cmd/bench compares with rtpengine, here without a
 // second process so that a CPU profile sees all of it.
 func BenchmarkKernelNGCall(b *testing.B) {
-	fd := benchNS(b)
-	cfg, err := switchboard.ParseConfig([]byte(benchConfig(b.TempDir()) + "[control]\ndefault-switchboard = \"one\"\n"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	dp, err := relay.Open(relay.Options{NetNS: fd})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dp.Close()
-	m := switchboard.NewManager(cfg, dp, switchboard.Options{})
-	defer m.Close()
-	ctx := context.Background()
-	if err := m.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
+	m, cfg := benchManager(b, "[control]\ndefault-switchboard = \"one\"\n")
 	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, cfg.Control.DefaultSwitchboard)
 	c := ngtest.Dial(b, ngtest.Serve(b, ngcalls.New(cl), ng.Options{}))
 	sdpOf := func(addr string, port int) string {

@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"net"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,8 +16,7 @@ import (
 // lrkproxyConfig is the lab configuration with the lrkproxy front end on
 // the router's loopback, where examples/kamailio/lrkproxy.cfg points.
 func lrkproxyConfig(lab *netlab.Lab, stateDir string) string {
-	return strings.Replace(labConfig(lab, stateDir, ""), "[control]\n",
-		"[control]\nlrkproxy = \"127.0.0.1:22333\"\ndefault-switchboard = \"edge\"\n", 1)
+	return controlConfig(lab, stateDir, "lrkproxy = \"127.0.0.1:22333\"\n")
 }
 
 func kamailioExample(t *testing.T, name string) string {
@@ -40,16 +38,7 @@ func TestKamailioLrkproxyModuleCallWithHold(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, lrkproxyConfig(lab, t.TempDir()))
 	startKamailio(t, lab, kamailioExample(t, "lrkproxy.cfg"))
-	uas := startSIPp(t, lab.Callee, "uas.xml", "-rtp_echo", "-i", lab.CalleeAddr.String(), "-p", "5060",
-		"-mi", lab.CalleeAddr.String(), "-mp", "6000", "-m", "1")
-	counters := watchCounters(t, d)
-	uac := startSIPp(t, lab.Caller, "uac.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
-		"-mi", lab.CallerAddr.String(), "-mp", "6000", "-key", "callee", lab.CalleeAddr.String(),
-		"-m", "1", lab.RouterExtAddr.String()+":5060")
-	uac.wait(60 * time.Second)
-	uas.wait(10 * time.Second)
-	counters.expectRelayed(t, g711Packets)
-	expectNoRelayState(t, d, lab)
+	expectCallWithHold(t, lab, d, sipCall(t, lab, d, "uac.xml", "uas.xml", true), false)
 }
 
 // A caller that cancels while the callee rings leaves nothing behind.
@@ -58,11 +47,7 @@ func TestKamailioLrkproxyModuleCancelLeavesNothing(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, lrkproxyConfig(lab, t.TempDir()))
 	startKamailio(t, lab, kamailioExample(t, "lrkproxy.cfg"))
-	uas := startSIPp(t, lab.Callee, "uas_cancel.xml", "-i", lab.CalleeAddr.String(), "-p", "5060", "-m", "1")
-	uac := startSIPp(t, lab.Caller, "uac_cancel.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
-		"-mi", lab.CallerAddr.String(), "-key", "callee", lab.CalleeAddr.String(), "-m", "1", lab.RouterExtAddr.String()+":5060")
-	uac.wait(30 * time.Second)
-	uas.wait(10 * time.Second)
+	sipCall(t, lab, d, "uac_cancel.xml", "uas_cancel.xml", false)
 	expectNoRelayState(t, d, lab)
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,8 +18,7 @@ import (
 // ngConfig is the lab configuration with the ng front end on the router's
 // loopback, where examples/kamailio/rtpengine.cfg points.
 func ngConfig(lab *netlab.Lab, stateDir string) string {
-	return strings.Replace(labConfig(lab, stateDir, ""), "[control]\n",
-		"[control]\nng = \"127.0.0.1:2223\"\ndefault-switchboard = \"edge\"\n", 1)
+	return controlConfig(lab, stateDir, "ng = \"127.0.0.1:2223\"\n")
 }
 
 func rtpengineCfg(t *testing.T) string {
@@ -41,19 +39,7 @@ func TestKamailioRtpengineModuleCallWithHold(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, ngConfig(lab, t.TempDir()))
 	startKamailio(t, lab, rtpengineCfg(t))
-	uas := startSIPp(t, lab.Callee, "uas.xml", "-rtp_echo", "-i", lab.CalleeAddr.String(), "-p", "5060",
-		"-mi", lab.CalleeAddr.String(), "-mp", "6000", "-m", "1")
-	counters := watchCounters(t, d)
-	uac := startSIPp(t, lab.Caller, "uac.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
-		"-mi", lab.CallerAddr.String(), "-mp", "6000", "-key", "callee", lab.CalleeAddr.String(),
-		"-m", "1", lab.RouterExtAddr.String()+":5060")
-	uac.wait(60 * time.Second)
-	uas.wait(10 * time.Second)
-	counters.expectRelayed(t, g711Packets)
-	if counters.sessions != 1 {
-		t.Errorf("%d sessions at once during the call, want 1 (re-INVITEs keep the session)", counters.sessions)
-	}
-	expectNoRelayState(t, d, lab)
+	expectCallWithHold(t, lab, d, sipCall(t, lab, d, "uac.xml", "uas.xml", true), true)
 }
 
 // A caller that cancels while the callee rings leaves nothing behind.
@@ -62,17 +48,7 @@ func TestKamailioRtpengineModuleCancelLeavesNothing(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, ngConfig(lab, t.TempDir()))
 	startKamailio(t, lab, rtpengineCfg(t))
-	uas := startSIPp(t, lab.Callee, "uas_cancel.xml", "-i", lab.CalleeAddr.String(), "-p", "5060", "-m", "1")
-	counters := watchCounters(t, d)
-	uac := startSIPp(t, lab.Caller, "uac_cancel.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
-		"-mi", lab.CallerAddr.String(), "-key", "callee", lab.CalleeAddr.String(), "-m", "1", lab.RouterExtAddr.String()+":5060")
-	uac.wait(30 * time.Second)
-	uas.wait(10 * time.Second)
-	counters.halt()
-	if counters.sessions != 1 {
-		t.Errorf("%d sessions while ringing, want 1", counters.sessions)
-	}
-	expectNoRelayState(t, d, lab)
+	expectCancelled(t, lab, d, sipCall(t, lab, d, "uac_cancel.xml", "uas_cancel.xml", false))
 }
 
 // ngCall sends one ng request from the router's namespace and returns the
@@ -146,14 +122,7 @@ func TestKamailioRtpengineModuleLateOffer(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, ngConfig(lab, t.TempDir()))
 	startKamailio(t, lab, rtpengineCfg(t))
-	uas := startSIPp(t, lab.Callee, "late_uas.xml", "-rtp_echo", "-i", lab.CalleeAddr.String(), "-p", "5060",
-		"-mi", lab.CalleeAddr.String(), "-mp", "6000", "-m", "1")
-	counters := watchCounters(t, d)
-	uac := startSIPp(t, lab.Caller, "late_uac.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
-		"-mi", lab.CallerAddr.String(), "-mp", "6000", "-key", "callee", lab.CalleeAddr.String(),
-		"-m", "1", lab.RouterExtAddr.String()+":5060")
-	uac.wait(60 * time.Second)
-	uas.wait(10 * time.Second)
+	counters := sipCall(t, lab, d, "late_uac.xml", "late_uas.xml", true)
 	// The caller starts sending as it sends the ACK that carries the answer,
 	// and the callee echoes at once: the echo of the first packet can reach
 	// the relay before Kamailio has passed the answer on, while the caller's

@@ -3,13 +3,13 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
 )
@@ -20,8 +20,7 @@ const rtpproxySock = "udp:127.0.0.1:22223"
 // rtpproxyConfig is the lab configuration with the rtpproxy front end on
 // spec and "edge" as the default switchboard.
 func rtpproxyConfig(lab *netlab.Lab, stateDir, spec string) string {
-	return strings.Replace(labConfig(lab, stateDir, ""), "[control]\n",
-		"[control]\nrtpproxy = \""+spec+"\"\ndefault-switchboard = \"edge\"\n", 1)
+	return controlConfig(lab, stateDir, fmt.Sprintf("rtpproxy = %q\n", spec))
 }
 
 // rtpproxyCfg returns examples/kamailio/rtpproxy.cfg, with its
@@ -69,19 +68,7 @@ func rtpproxyCallWithHold(t *testing.T, spec string) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, rtpproxyConfig(lab, t.TempDir(), spec))
 	startKamailio(t, lab, rtpproxyCfg(t, spec))
-	uas := startSIPp(t, lab.Callee, "uas.xml", "-rtp_echo", "-i", lab.CalleeAddr.String(), "-p", "5060",
-		"-mi", lab.CalleeAddr.String(), "-mp", "6000", "-m", "1")
-	counters := watchCounters(t, d)
-	uac := startSIPp(t, lab.Caller, "uac.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
-		"-mi", lab.CallerAddr.String(), "-mp", "6000", "-key", "callee", lab.CalleeAddr.String(),
-		"-m", "1", lab.RouterExtAddr.String()+":5060")
-	uac.wait(60 * time.Second)
-	uas.wait(10 * time.Second)
-	counters.expectRelayed(t, g711Packets)
-	if counters.sessions != 1 {
-		t.Errorf("%d sessions at once during the call, want 1 (re-INVITEs keep the session)", counters.sessions)
-	}
-	expectNoRelayState(t, d, lab)
+	expectCallWithHold(t, lab, d, sipCall(t, lab, d, "uac.xml", "uas.xml", true), true)
 	logRtpproxyCommands(t, d)
 }
 
@@ -91,17 +78,7 @@ func TestKamailioRtpproxyModuleCancelLeavesNothing(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, rtpproxyConfig(lab, t.TempDir(), rtpproxySock))
 	startKamailio(t, lab, rtpproxyCfg(t, rtpproxySock))
-	uas := startSIPp(t, lab.Callee, "uas_cancel.xml", "-i", lab.CalleeAddr.String(), "-p", "5060", "-m", "1")
-	counters := watchCounters(t, d)
-	uac := startSIPp(t, lab.Caller, "uac_cancel.xml", "-i", lab.CallerAddr.String(), "-p", "5060",
-		"-mi", lab.CallerAddr.String(), "-key", "callee", lab.CalleeAddr.String(), "-m", "1", lab.RouterExtAddr.String()+":5060")
-	uac.wait(30 * time.Second)
-	uas.wait(10 * time.Second)
-	counters.halt()
-	if counters.sessions != 1 {
-		t.Errorf("%d sessions while ringing, want 1", counters.sessions)
-	}
-	expectNoRelayState(t, d, lab)
+	expectCancelled(t, lab, d, sipCall(t, lab, d, "uac_cancel.xml", "uas_cancel.xml", false))
 	logRtpproxyCommands(t, d)
 }
 

@@ -221,3 +221,55 @@ func expectNoRelayState(t *testing.T, d *daemon, lab *netlab.Lab) {
 
 // g711Packets is the number of RTP packets in SIPp's g711a.pcap.
 const g711Packets = 236
+
+// sipCall runs one SIPp call through Kamailio in lab: the callee runs
+// uasXML (echoing the caller's media when rtp), the caller runs uacXML
+// towards it through the router. It returns the counters the daemon showed
+// meanwhile, once both scenarios have ended.
+func sipCall(t *testing.T, lab *netlab.Lab, d *daemon, uacXML, uasXML string, rtp bool) *legCounters {
+	t.Helper()
+	uasArgs := []string{"-i", lab.CalleeAddr.String(), "-p", "5060", "-m", "1"}
+	uacArgs := []string{"-i", lab.CallerAddr.String(), "-p", "5060", "-mi", lab.CallerAddr.String(),
+		"-key", "callee", lab.CalleeAddr.String(), "-m", "1", lab.RouterExtAddr.String() + ":5060"}
+	if rtp {
+		uasArgs = append(uasArgs, "-rtp_echo", "-mi", lab.CalleeAddr.String(), "-mp", "6000")
+		uacArgs = append(uacArgs, "-mp", "6000")
+	}
+	uas := startSIPp(t, lab.Callee, uasXML, uasArgs...)
+	counters := watchCounters(t, d)
+	uac := startSIPp(t, lab.Caller, uacXML, uacArgs...)
+	uac.wait(60 * time.Second)
+	uas.wait(10 * time.Second)
+	counters.halt()
+	return counters
+}
+
+// expectCallWithHold checks the call of uac.xml and uas.xml: every packet
+// relayed both ways, by one session throughout (the hold and unhold
+// re-INVITEs keep it) unless the module takes new ports per re-INVITE,
+// and nothing left after the BYE.
+func expectCallWithHold(t *testing.T, lab *netlab.Lab, d *daemon, c *legCounters, oneSession bool) {
+	t.Helper()
+	c.expectRelayed(t, g711Packets)
+	if oneSession && c.sessions != 1 {
+		t.Errorf("%d sessions at once during the call, want 1 (re-INVITEs keep the session)", c.sessions)
+	}
+	expectNoRelayState(t, d, lab)
+}
+
+// expectCancelled checks the call of uac_cancel.xml and uas_cancel.xml: one
+// session while ringing, nothing after the CANCEL.
+func expectCancelled(t *testing.T, lab *netlab.Lab, d *daemon, c *legCounters) {
+	t.Helper()
+	if c.sessions != 1 {
+		t.Errorf("%d sessions while ringing, want 1", c.sessions)
+	}
+	expectNoRelayState(t, d, lab)
+}
+
+// controlConfig is the lab configuration with control lines (front ends)
+// added under [control] and "edge" as the default switchboard.
+func controlConfig(lab *netlab.Lab, stateDir, control string) string {
+	return strings.Replace(labConfig(lab, stateDir, ""), "[control]\n",
+		"[control]\n"+control+"default-switchboard = \"edge\"\n", 1)
+}
