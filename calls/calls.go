@@ -283,6 +283,8 @@ type StreamStats struct {
 // Counters are conntrack counters of RTP and RTCP.
 type Counters struct {
 	RTPPackets, RTPBytes, RTCPPackets, RTCPBytes uint64
+	// RTPLast and RTCPLast are when the last packet passed (zero: none).
+	RTPLast, RTCPLast time.Time
 }
 
 // Stats describes a call.
@@ -333,14 +335,23 @@ func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 			if l.Name[2:] == "rtp" {
 				ctr.RTPPackets += l.Packets
 				ctr.RTPBytes += l.Bytes
+				ctr.RTPLast = later(ctr.RTPLast, l.LastPacket)
 			} else {
 				ctr.RTCPPackets += l.Packets
 				ctr.RTCPBytes += l.Bytes
+				ctr.RTCPLast = later(ctr.RTCPLast, l.LastPacket)
 			}
 		}
 		st.Streams = append(st.Streams, s)
 	}
 	return st, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // List returns the Call-IDs, oldest first, at most limit (0: all).

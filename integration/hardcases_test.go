@@ -51,6 +51,15 @@ func TestSymmetricPeersEitherSideFirst(t *testing.T) {
 				expect(t, "caller RTP", a.rtpR, s.GateA, 20)
 			}
 			expect(t, "caller RTCP", a.rtcpR, gateRTCP(s.GateA), 20)
+			det, err := d.api.Show(ctx(t), s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range det.Legs {
+				if age := time.Since(l.LastPacket); l.Packets != 20 || age < -time.Second || age > 3*time.Second {
+					t.Errorf("leg %s: %d packets, the last %s ago; want 20, just now", l.Name, l.Packets, age.Round(time.Second))
+				}
+			}
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -36,6 +37,9 @@ type nftDataplane struct {
 	ct    *conntrack.Conn
 	ctMu  sync.Mutex
 	gates []Gate
+	// udpTimeout is the namespace's UDP conntrack timeout, read at Open
+	// (zero if unreadable: flows then report no idle time).
+	udpTimeout time.Duration
 }
 
 var _ Dataplane = (*nftDataplane)(nil)
@@ -45,6 +49,7 @@ var _ Dataplane = (*nftDataplane)(nil)
 func Open(opts Options) (Dataplane, error) {
 	d := &nftDataplane{opts: opts, obj: newObjects()}
 	var err error
+	d.udpTimeout, _ = readUDPTimeout(opts.NetNS)
 	if d.nft, err = d.dialNft(); err != nil {
 		return nil, opError("open nftables", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -167,9 +168,14 @@ func TestKernelLargeBatchStoresEveryElement(t *testing.T) {
 
 // A stranger's flow is deleted by its tuple and zone; the leg's other flows
 // stay. Entries are made with the conntrack CLI, the independent oracle.
+// Flows report how long they have been idle, from the namespace's UDP
+// timeout (set to 100 s here) less what remains of theirs (60 s).
 func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 	ns, fd := kernelNS(t)
 	ctx := context.Background()
+	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=100").CombinedOutput(); err != nil {
+		t.Fatalf("sysctl: %v: %s", err, out)
+	}
 	d, err := Open(Options{NetNS: fd})
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +194,15 @@ func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 	}
 	insert("198.51.100.7", "61000")
 	insert("203.0.113.9", "1234")
+	flows, err := d.Flows(ctx, Mark(4))
+	if err != nil || len(flows) != 2 {
+		t.Fatalf("Flows: %v, %v", flows, err)
+	}
+	for _, f := range flows {
+		if f.Idle < 39*time.Second || f.Idle > 41*time.Second {
+			t.Errorf("flow from %s idle for %s, want 40 s (100 s UDP timeout, 60 s left)", f.Src, f.Idle)
+		}
+	}
 	stranger := Flow{Mark: Mark(4), Zone: ZoneA, Src: ap("203.0.113.9:1234"), Dst: ap("192.0.2.1:30000")}
 	if err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
 		t.Fatal(err)

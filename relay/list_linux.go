@@ -124,7 +124,11 @@ func (d *nftDataplane) Flows(ctx context.Context, marks ...uint32) ([]Flow, erro
 		}
 		for _, fl := range flows {
 			if IsMark(fl.Mark) {
-				out = append(out, flowOf(fl, time.Time{}))
+				f := flowOf(fl, time.Time{})
+				if left := time.Duration(fl.Timeout) * time.Second; d.udpTimeout > 0 && left <= d.udpTimeout {
+					f.Idle = d.udpTimeout - left
+				}
+				out = append(out, f)
 			}
 		}
 	}

@@ -166,6 +166,9 @@ type Flow struct {
 	Bytes   uint64
 	// Seen is when the event was received, or zero for dumped flows.
 	Seen time.Time
+	// Idle is how long ago a dumped flow saw its last packet, to the
+	// second: the UDP conntrack timeout less what remains of it.
+	Idle time.Duration
 }
 
 // Dataplane is the kernel state of the relay. Implementations are safe for

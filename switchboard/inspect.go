@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // LegStats is one installed leg with the conntrack counters of its flows.
@@ -18,6 +19,9 @@ type LegStats struct {
 	Flows   int            `json:"flows"`
 	Packets uint64         `json:"packets"`
 	Bytes   uint64         `json:"bytes"`
+	// LastPacket is when the leg last carried a packet, to the second (from
+	// the conntrack timeouts of its flows); zero when it has no flow.
+	LastPacket time.Time `json:"last_packet,omitzero"`
 	// From lists the sources of the leg's current flows.
 	From []netip.AddrPort `json:"from,omitempty"`
 }
@@ -53,6 +57,7 @@ func (m *Manager) Show(ctx context.Context, id string) (*Details, error) {
 	if err != nil {
 		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
+	now := m.now()
 	for _, f := range flows {
 		for i := range legs {
 			if legs[i].Mark == f.Mark {
@@ -61,6 +66,9 @@ func (m *Manager) Show(ctx context.Context, id string) (*Details, error) {
 				ls.Packets += f.Packets
 				ls.Bytes += f.Bytes
 				ls.From = append(ls.From, f.Src)
+				if last := now.Add(-f.Idle).Truncate(time.Second); last.After(ls.LastPacket) {
+					ls.LastPacket = last
+				}
 			}
 		}
 	}

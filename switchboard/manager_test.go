@@ -426,9 +426,9 @@ func TestShowSumsTheCountersOfEachLeg(t *testing.T) {
 	other := h.alloc(t, AllocRequest{})
 	mark := func(s *Session, k uint32) uint32 { return relay.Mark(4*s.Index + k) }
 	h.mem.SetFlows(
-		relay.Flow{Mark: mark(s, legARTP), Src: ap("192.0.2.10:4000"), Packets: 3, Bytes: 300},
-		relay.Flow{Mark: mark(s, legARTP), Src: ap("198.51.100.7:61000"), Packets: 2, Bytes: 200},
-		relay.Flow{Mark: mark(s, legBRTCP), Src: ap("10.0.0.10:5001"), Packets: 1, Bytes: 80},
+		relay.Flow{Mark: mark(s, legARTP), Src: ap("192.0.2.10:4000"), Packets: 3, Bytes: 300, Idle: 7 * time.Second},
+		relay.Flow{Mark: mark(s, legARTP), Src: ap("198.51.100.7:61000"), Packets: 2, Bytes: 200, Idle: 2 * time.Second},
+		relay.Flow{Mark: mark(s, legBRTCP), Src: ap("10.0.0.10:5001"), Packets: 1, Bytes: 80, Idle: 29 * time.Second},
 		relay.Flow{Mark: mark(other, legARTP), Src: ap("192.0.2.99:1000"), Packets: 9, Bytes: 900},
 	)
 	d, err := h.m.Show(context.Background(), s.ID)
@@ -437,11 +437,12 @@ func TestShowSumsTheCountersOfEachLeg(t *testing.T) {
 	}
 	want := []LegStats{
 		{Name: "a-rtp", Mark: "0x52000004", Gate: ap("192.0.2.1:30000"), Peer: ap("10.0.0.10:5000"), Source: ap("10.0.0.1:30000"),
-			Flows: 2, Packets: 5, Bytes: 500, From: []netip.AddrPort{ap("192.0.2.10:4000"), ap("198.51.100.7:61000")}},
+			Flows: 2, Packets: 5, Bytes: 500, LastPacket: h.clk.Now().Add(-2 * time.Second),
+			From: []netip.AddrPort{ap("192.0.2.10:4000"), ap("198.51.100.7:61000")}},
 		{Name: "a-rtcp", Mark: "0x52000005", Gate: ap("192.0.2.1:30001"), Peer: ap("10.0.0.10:5001"), Source: ap("10.0.0.1:30001")},
 		{Name: "b-rtp", Mark: "0x52000006", Gate: ap("10.0.0.1:30000"), Peer: ap("192.0.2.10:4000"), Source: ap("192.0.2.1:30000")},
 		{Name: "b-rtcp", Mark: "0x52000007", Gate: ap("10.0.0.1:30001"), Peer: ap("192.0.2.10:4001"), Source: ap("192.0.2.1:30001"),
-			Flows: 1, Packets: 1, Bytes: 80, From: []netip.AddrPort{ap("10.0.0.10:5001")}},
+			Flows: 1, Packets: 1, Bytes: 80, LastPacket: h.clk.Now().Add(-29 * time.Second), From: []netip.AddrPort{ap("10.0.0.10:5001")}},
 	}
 	if diff := cmp.Diff(want, d.Legs, addrs); diff != "" {
 		t.Errorf("legs (-want +got):\n%s", diff)

@@ -80,8 +80,8 @@ func party(tag, other string, created time.Time, m int, c calls.Counters) ng.Tag
 	return ng.TagStats{Tag: tag, Created: created, InDialogueWith: other, Medias: []ng.MediaStats{{
 		Index: m + 1,
 		Streams: []ng.StreamStats{
-			{Counters: ng.Counters{Packets: c.RTPPackets, Bytes: c.RTPBytes}},
-			{RTCP: true, Counters: ng.Counters{Packets: c.RTCPPackets, Bytes: c.RTCPBytes}},
+			{LastPacket: c.RTPLast, Counters: ng.Counters{Packets: c.RTPPackets, Bytes: c.RTPBytes}},
+			{RTCP: true, LastPacket: c.RTCPLast, Counters: ng.Counters{Packets: c.RTCPPackets, Bytes: c.RTCPBytes}},
 		},
 	}}}
 }

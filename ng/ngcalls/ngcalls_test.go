@@ -2,14 +2,17 @@ package ngcalls_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngtest"
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
@@ -124,5 +127,47 @@ func TestRTPPFlagsFromTheInternalSide(t *testing.T) {
 	}
 	if s := m.List()[0]; s.B.Signalled.RTP.String() != "10.0.0.10:4000" {
 		t.Errorf("the offer from the internal side set b=%s a=%s", s.B.Signalled.RTP, s.A.Signalled.RTP)
+	}
+}
+
+// query reports what each party sent, per stream, from the kernel's flows:
+// packets, bytes and when the last packet passed (the flows' idle time).
+func TestQueryReportsPacketsAndLastPacketPerStream(t *testing.T) {
+	t.Parallel()
+	cfg := switchboardtest.Config(t, "30000-30003", "")
+	m, mem := switchboardtest.Manager(t, cfg)
+	cl := ngtest.Dial(t, ngtest.Serve(t, ngcalls.New(calls.New(m, sdprelay.New(m), cfg.Switchboards, "edge")), ng.Options{}))
+	cl.Do("1", kamailioOffer("c1"))
+	ans := kamailioOffer("c1")
+	ans["command"], ans["sdp"], ans["to-tag"] = "answer", answerSDP, "bob"
+	cl.Do("2", ans)
+	idx := m.List()[0].Index
+	mem.SetFlows(
+		relay.Flow{Mark: relay.Mark(4 * idx), Src: netip.MustParseAddrPort("192.0.2.10:4000"), Packets: 10, Bytes: 1720, Idle: 3 * time.Second},
+		relay.Flow{Mark: relay.Mark(4*idx + 2), Src: netip.MustParseAddrPort("10.0.0.10:5000"), Packets: 8, Bytes: 1376, Idle: time.Second},
+	)
+	now := time.Now().Unix()
+	q := cl.Do("3", map[string]any{"command": "query", "call-id": "c1"})
+	rtp := func(tag string) map[string]any {
+		t.Helper()
+		defer func() {
+			if recover() != nil {
+				t.Fatalf("query: no RTP stream for %s in %v", tag, q)
+			}
+		}()
+		media := q["tags"].(map[string]any)[tag].(map[string]any)["medias"].([]any)[0].(map[string]any)
+		return media["streams"].([]any)[0].(map[string]any)
+	}
+	for _, tc := range []struct {
+		tag           string
+		packets, idle int64
+	}{{"alice", 10, 3}, {"bob", 8, 1}} {
+		s := rtp(tc.tag)
+		if got := s["stats"].(map[string]any)["packets"]; got != tc.packets {
+			t.Errorf("%s sent %v packets, want %d", tc.tag, got, tc.packets)
+		}
+		if last, _ := s["last packet"].(int64); last < now-tc.idle-1 || last > now-tc.idle+1 {
+			t.Errorf("%s's last packet at %d, want %d ± 1 s (%d s ago)", tc.tag, last, now-tc.idle, tc.idle)
+		}
 	}
 }
