@@ -198,7 +198,7 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 		return fmt.Errorf("relay: %w", err)
 	}
 	if len(b.Remove)+len(b.Add) == 0 {
-		return d.flushFlows(b)
+		return flowsRemain(d.flushFlows(b))
 	}
 	del, add := elements{}, elements{}
 	for _, l := range b.Remove {
@@ -213,7 +213,15 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 	if err != nil {
 		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), err)
 	}
-	return d.flushFlows(b)
+	return flowsRemain(d.flushFlows(b))
+}
+
+// flowsRemain marks a failure to delete flows after a commit.
+func flowsRemain(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrFlowsRemain, err)
 }
 
 // flushFlows deletes the stale conntrack entries after a batch: by mark

@@ -191,6 +191,11 @@ type Dataplane interface {
 	Close() error
 }
 
+// ErrFlowsRemain marks an Apply whose transaction was committed but whose
+// stale conntrack entries could not all be deleted: the legs changed, and
+// some old flows may still follow the old data.
+var ErrFlowsRemain = errors.New("stale flows remain")
+
 // OpError is a kernel operation that failed.
 type OpError struct {
 	Op  string

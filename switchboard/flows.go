@@ -2,6 +2,8 @@ package switchboard
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
@@ -88,12 +90,24 @@ func (e *entry) withFlows(b *relay.Batch) (applied func()) {
 
 // apply commits b for e's legs, deleting the stale flows by tuple where
 // they are known.
+//
+// If the transaction was committed but stale flows could not be deleted
+// (relay.ErrFlowsRemain), the change stands: the error is logged and the
+// legs' flows count as unknown, so that their next change flushes them by
+// mark.
 func (m *Manager) apply(ctx context.Context, e *entry, b relay.Batch) error {
 	applied := e.withFlows(&b)
-	if err := m.dp.Apply(ctx, b); err != nil {
+	err := m.dp.Apply(ctx, b)
+	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
 		return err
 	}
 	applied()
+	if err != nil {
+		for _, mark := range b.Stale() {
+			e.unknownFlows |= 1 << legOf(mark)
+		}
+		m.log.Error("legs changed, but their stale flows were not all deleted", "mark", fmt.Sprintf("%#x", relay.Mark(4*e.s.Index)), "err", err)
+	}
 	return nil
 }
 

@@ -125,3 +125,28 @@ func TestUnknownFlowsAreFlushedByMark(t *testing.T) {
 		t.Errorf("flushed after too many flows (-want +got):\n%s", diff)
 	}
 }
+
+func TestChangeStandsWhenItsStaleFlowsCannotBeDeleted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.m.Learn(flow(s, legARTP, "192.0.2.10:4000"))
+	h.mem.FailFlowsNext()
+	got, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.11:6000")})
+	if err != nil {
+		t.Fatalf("Update: %v, want the committed change to stand", err)
+	}
+	if l := h.leg(t, s, legARTP); l.Peer != ap("10.0.0.11:6000") || got.B.Signalled.RTP != ap("10.0.0.11:6000") {
+		t.Errorf("a-rtp sends to %s, session's b %s: want both the new b", l.Peer, got.B.Signalled.RTP)
+	}
+	// The legs whose flows may remain are flushed by mark when they go.
+	flushed := len(h.mem.Flushed())
+	if err := h.m.Delete(ctx, s.ID); err != nil {
+		t.Fatalf("Delete after a partial failure: %v", err)
+	}
+	want := []uint32{relay.Mark(4 * s.Index), relay.Mark(4*s.Index + 1)}
+	if diff := cmp.Diff(want, h.mem.Flushed()[flushed:]); diff != "" {
+		t.Errorf("flushed by mark (-want +got):\n%s", diff)
+	}
+}

@@ -19,15 +19,16 @@ import (
 // Memory is an in-memory relay.Dataplane. The zero value is not usable; call
 // NewMemory. It is safe for concurrent use.
 type Memory struct {
-	mu      sync.Mutex
-	legs    map[uint32]relay.Leg
-	gates   []relay.Gate
-	flows   []relay.Flow
-	fail    error
-	applied int
-	flushed []uint32
-	deleted []relay.Flow
-	events  chan relay.Flow
+	mu        sync.Mutex
+	legs      map[uint32]relay.Leg
+	gates     []relay.Gate
+	flows     []relay.Flow
+	fail      error
+	applied   int
+	failFlows bool
+	flushed   []uint32
+	deleted   []relay.Flow
+	events    chan relay.Flow
 }
 
 var _ relay.Dataplane = (*Memory)(nil)
@@ -35,6 +36,14 @@ var _ relay.Dataplane = (*Memory)(nil)
 // NewMemory returns an empty dataplane.
 func NewMemory() *Memory {
 	return &Memory{legs: map[uint32]relay.Leg{}, events: make(chan relay.Flow, 64)}
+}
+
+// FailFlowsNext makes the next Apply commit its legs but report that its
+// stale flows could not be deleted (relay.ErrFlowsRemain).
+func (m *Memory) FailFlowsNext() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.failFlows = true
 }
 
 // FailNext makes the next Apply or Setup fail with err and change nothing.
@@ -95,6 +104,10 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 	m.applied++
 	m.flushed = append(m.flushed, b.ToFlush()...)
 	m.deleted = append(m.deleted, b.Delete...)
+	if m.failFlows {
+		m.failFlows = false
+		return &relay.OpError{Op: "delete flows", Err: fmt.Errorf("%w: injected", relay.ErrFlowsRemain)}
+	}
 	return nil
 }
 
