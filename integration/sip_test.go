@@ -56,7 +56,7 @@ func startKamailio(t *testing.T, lab *netlab.Lab, cfg string) {
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("KAMAILIO_LOG") != "" { // KAMAILIO_LOG=1: always
 			b, _ := os.ReadFile(logf.Name())
 			t.Logf("kamailio log:\n%s", b)
 		}
