@@ -35,6 +35,7 @@ type nftDataplane struct {
 	ct    *conntrack.Conn
 	ctMu  sync.Mutex
 	gates []Gate
+	gen   genTracker // guarded by mu
 }
 
 var _ Dataplane = (*nftDataplane)(nil)
@@ -83,6 +84,7 @@ func (d *nftDataplane) dialConntrack() (*conntrack.Conn, error) {
 // may hold unread acknowledgements, so it is replaced.
 func (d *nftDataplane) flush() error {
 	err := d.nft.Flush()
+	d.gen.committed(err)
 	if err == nil {
 		return nil
 	}
@@ -301,5 +303,5 @@ func onlyLockDiffers(a, b Leg) bool {
 func (d *nftDataplane) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return errors.Join(d.nft.CloseLasting(), d.ct.Close())
+	return errors.Join(d.nft.CloseLasting(), d.ct.Close(), d.gen.close())
 }
