@@ -3,7 +3,9 @@ package switchboard
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
@@ -17,6 +19,13 @@ const applyChunk = 2048
 // changed legs are (re)installed, orphaned legs and their conntrack entries
 // removed. Established calls keep flowing throughout. Call it once, before
 // serving requests.
+//
+// What the kernel holds is listed from the table, unless the journal's last
+// record carries the ruleset generation the kernel is still at: then
+// nothing was committed in the namespace since that record (by the daemon
+// or anyone else), and the kernel holds exactly the journaled legs. Listing
+// 100k sessions takes the kernel seconds (it re-walks a set for every dump
+// message); reading the generation takes microseconds.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -25,20 +34,47 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.j = j
+	dp, ok := m.dp.(*counted)
+	if !ok {
+		dp = &counted{Dataplane: m.dp}
+		m.dp = dp
+	}
+	j.gen = dp
+	// Read before Setup, which commits too.
+	before, err := dp.Generation(ctx)
+	if err != nil {
+		m.log.Warn("reading the ruleset generation failed; listing the table", "err", err)
+	}
+	trusted := err == nil && j.holds(before)
 	m.adopt(journaled)
 	if err := m.dp.Setup(ctx, m.gates()); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	if err := m.repair(ctx); err != nil {
+	var have []relay.Leg
+	if trusted {
+		have, trusted = journaledLegs(journaled, j.locks)
+	}
+	if !trusted {
+		if have, err = m.dp.Legs(ctx); err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+	}
+	if err := m.repair(ctx, have); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	for _, e := range m.sessions {
+	// Every commit since before was ours: the table holds the sessions'
+	// legs, and the count of our commits from here stamps the journal.
+	if _, err := dp.Generation(ctx); err != nil {
+		m.log.Warn("reading the ruleset generation failed; the next start lists the table", "err", err)
+	}
+	for id, e := range m.sessions {
 		m.schedule(e.s)
+		j.locks[id] = lockBits(e.installed)
 	}
 	if err := m.compact(); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	m.log.Info("sessions restored", "sessions", len(m.sessions))
+	m.log.Info("sessions restored", "sessions", len(m.sessions), "listed", !trusted)
 	return nil
 }
 
@@ -93,12 +129,9 @@ func (m *Manager) gates() []relay.Gate {
 	return g
 }
 
-// repair makes the kernel hold exactly the legs of the sessions.
-func (m *Manager) repair(ctx context.Context) error {
-	have, err := m.dp.Legs(ctx)
-	if err != nil {
-		return err
-	}
+// repair makes the kernel, which holds have, hold exactly the legs of the
+// sessions.
+func (m *Manager) repair(ctx context.Context, have []relay.Leg) error {
 	now := m.now()
 	var want []relay.Leg
 	wanted := map[uint32]bool{}
@@ -144,4 +177,41 @@ func (m *Manager) flushOrphans(ctx context.Context, wanted map[uint32]bool) erro
 		m.log.Info("flushing orphaned flows", "flows", len(orphans))
 	}
 	return m.dp.Apply(ctx, relay.Batch{Flush: orphans})
+}
+
+// journaledLegs returns the legs the kernel holds for every journaled
+// session (including those the configuration no longer holds), as their
+// last records installed them. It reports false when two sessions claim
+// the same mark or gate, which the kernel cannot hold: then the table must
+// be listed.
+func journaledLegs(journaled map[string]*Session, locks map[string]uint8) ([]relay.Leg, bool) {
+	legs := make([]relay.Leg, 0, legsPerSession*len(journaled))
+	marks := make(map[uint32]bool, cap(legs))
+	gates := make(map[netip.AddrPort]bool, cap(legs))
+	for id, s := range journaled {
+		for _, l := range installedLegs(s, locks[id]) {
+			if marks[l.Mark] || gates[l.Gate] {
+				return nil, false
+			}
+			marks[l.Mark], gates[l.Gate] = true, true
+			legs = append(legs, l)
+		}
+	}
+	return legs, true
+}
+
+// endOfTime is after every learning window.
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// installedLegs are the legs of s with the locks of bits: a lock, once
+// installed, is the learned source or (answered, window closed) the
+// signalled address, which legs computes at any time after the window.
+func installedLegs(s *Session, bits uint8) [legsPerSession]relay.Leg {
+	l := s.legs(Timeouts{}, endOfTime)
+	for k := range l {
+		if bits&(1<<k) == 0 {
+			l[k].Lock = netip.AddrPort{}
+		}
+	}
+	return l
 }
