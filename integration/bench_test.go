@@ -30,7 +30,7 @@ func benchNS(b *testing.B) int {
 }
 
 // benchNSNamed is benchNS that also returns the namespace's name.
-func benchNSNamed(b *testing.B) (int, string) {
+func benchNSNamed(b testing.TB) (int, string) {
 	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("kernel benchmark needs root to create a network namespace")

@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
@@ -35,6 +36,7 @@ type journal struct {
 	locks  map[string]uint8 // installed locks by session id
 	gen    generations      // where stamps come from; nil: none
 	failed bool             // a write failed: stamp nothing more
+	torn   bool             // the file ends in a torn record
 	last   record           // the last "gen" record loaded
 	tail   uint32           // the generation stamped on the last record loaded
 }
@@ -61,8 +63,8 @@ type record struct {
 
 const journalName = "sessions.journal"
 
-// openJournal reads the journal in dir (creating dir if needed) and returns
-// its sessions by id. The journal is not open for writing until compact.
+// openJournal reads the journal in dir (creating dir if needed), opens it
+// for appending and returns its sessions by id.
 func openJournal(dir string) (*journal, map[string]*Session, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
@@ -71,6 +73,13 @@ func openJournal(dir string) (*journal, map[string]*Session, error) {
 	sessions, err := j.load()
 	if err != nil {
 		return nil, nil, err
+	}
+	if j.torn {
+		// Appending after a torn line would glue the next record to it.
+		return j, sessions, j.compact(sessions)
+	}
+	if j.f, err = os.OpenFile(j.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640); err != nil {
+		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
 	return j, sessions, nil
 }
@@ -82,50 +91,85 @@ func (j *journal) holds(g relay.Generation) bool {
 	return j.tail != 0 && at.Same(g)
 }
 
+// load reads the journal. Records are decoded in parallel (JSON decoding
+// is most of a restart's time with a trusted kernel: ~10 µs a session)
+// and applied in order.
 func (j *journal) load() (map[string]*Session, error) {
 	sessions := map[string]*Session{}
-	f, err := os.Open(j.path)
+	data, err := os.ReadFile(j.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return sessions, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 1<<20)
-	for line := 1; ; line++ {
-		b, err := r.ReadBytes('\n')
-		if errors.Is(err, io.EOF) {
-			return sessions, nil // a torn last record (no newline) is dropped
-		}
-		if err != nil {
-			return nil, fmt.Errorf("journal %q: %w", j.path, err)
-		}
-		if err := j.apply(sessions, b); err != nil {
-			return nil, fmt.Errorf("journal %q: line %d: %w", j.path, line, err)
+	lines := bytes.SplitAfter(data, []byte{'\n'})
+	if last := lines[len(lines)-1]; !bytes.HasSuffix(last, []byte{'\n'}) {
+		lines = lines[:len(lines)-1] // a torn last record (no newline) is dropped
+		j.torn = len(last) > 0
+	}
+	recs, err := decodeRecords(lines)
+	if err != nil {
+		return nil, fmt.Errorf("journal %q: %w", j.path, err)
+	}
+	for i, rec := range recs {
+		if !j.apply(sessions, rec) {
+			return nil, fmt.Errorf("journal %q: line %d: invalid record %q", j.path, i+1, bytes.TrimSpace(lines[i]))
 		}
 	}
+	return sessions, nil
 }
 
-func (j *journal) apply(sessions map[string]*Session, b []byte) error {
-	var rec record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		return err
+// decodeRecords decodes lines on every CPU; an error names the first bad
+// line.
+func decodeRecords(lines [][]byte) ([]record, error) {
+	recs := make([]record, len(lines))
+	errs := make([]error, len(lines))
+	workers := min(runtime.GOMAXPROCS(0), 1+len(lines)/1024)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(lines); i += workers {
+				errs[i] = json.Unmarshal(lines[i], &recs[i])
+			}
+		})
 	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", i+1, err)
+		}
+	}
+	return recs, nil
+}
+
+// apply applies one record to sessions, counting live and dead records as
+// put and del do. It reports false for a record that is not one.
+func (j *journal) apply(sessions map[string]*Session, rec record) bool {
 	switch {
 	case rec.Op == "put" && rec.Session != nil && rec.Session.ID != "":
+		if sessions[rec.Session.ID] == nil {
+			j.live++
+		} else {
+			j.dead++
+		}
 		sessions[rec.Session.ID] = rec.Session
 		j.locks[rec.Session.ID] = rec.Locks
 	case rec.Op == "del" && rec.ID != "":
+		if sessions[rec.ID] != nil {
+			j.live--
+		}
+		j.dead += 2
 		delete(sessions, rec.ID)
 		delete(j.locks, rec.ID)
 	case rec.Op == "gen" && rec.Boot != "":
 		j.last = rec
+		j.dead++
 	default:
-		return fmt.Errorf("invalid record %q", bytes.TrimSpace(b))
+		return false
 	}
 	j.tail = rec.Gen
-	return nil
+	return true
 }
 
 // stamp returns the generation to record, or zero.
@@ -189,6 +233,16 @@ func (j *journal) write(rec record) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
+}
+
+// mark appends a gen record: the generation the kernel is at and its
+// identity, if known.
+func (j *journal) mark() error {
+	g, ok := j.stamp()
+	if !ok {
+		return nil
+	}
+	return j.write(record{Op: "gen", Boot: g.Boot, NetNS: g.NetNS})
 }
 
 // put records s (new or changed) and which of its installed legs carry a

@@ -50,16 +50,22 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err := m.dp.Setup(ctx, m.gates()); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	var have []relay.Leg
+	m.installAll()
+	var repair relay.Batch
 	if trusted {
-		have, trusted = journaledLegs(journaled, j.locks)
+		repair, trusted = m.journaledRepair(journaled, j.locks)
 	}
 	if !trusted {
-		if have, err = m.dp.Legs(ctx); err != nil {
+		have, err := m.dp.Legs(ctx)
+		if err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
+		repair = diffLegs(have, m.installedLegs())
 	}
-	if err := m.repair(ctx, have); err != nil {
+	if err := m.apply(ctx, repair); err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	if err := m.flushOrphans(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	// Every commit since before was ours: the table holds the sessions'
@@ -67,14 +73,13 @@ func (m *Manager) Start(ctx context.Context) error {
 	if _, err := dp.Generation(ctx); err != nil {
 		m.log.Warn("reading the ruleset generation failed; the next start lists the table", "err", err)
 	}
-	for id, e := range m.sessions {
+	for _, e := range m.sessions {
 		m.schedule(e.s)
-		j.locks[id] = lockBits(e.installed)
 	}
-	if err := m.compact(); err != nil {
+	if err := m.recordStart(journaled); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	m.log.Info("sessions restored", "sessions", len(m.sessions), "listed", !trusted)
+	m.log.Info("sessions restored", "sessions", len(m.sessions), "listed", !trusted, "repaired", len(repair.Remove)+len(repair.Add))
 	return nil
 }
 
@@ -129,21 +134,63 @@ func (m *Manager) gates() []relay.Gate {
 	return g
 }
 
-// repair makes the kernel, which holds have, hold exactly the legs of the
-// sessions.
-func (m *Manager) repair(ctx context.Context, have []relay.Leg) error {
+// installAll makes every session's legs at now the ones to install.
+func (m *Manager) installAll() {
 	now := m.now()
-	var want []relay.Leg
-	wanted := map[uint32]bool{}
 	for _, e := range m.sessions {
 		l := e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, now)
 		e.installed = l[:]
-		want = append(want, e.installed...)
-		for _, x := range l {
-			wanted[x.Mark] = true
+	}
+}
+
+func (m *Manager) installedLegs() []relay.Leg {
+	legs := make([]relay.Leg, 0, legsPerSession*len(m.sessions))
+	for _, e := range m.sessions {
+		legs = append(legs, e.installed...)
+	}
+	return legs
+}
+
+// journaledRepair returns the batch that turns the legs the journal says
+// the kernel holds into the sessions' legs: the journaled legs of sessions
+// the configuration no longer holds are removed, changed legs (a learning
+// window closed while the daemon was down) replaced. It reports false when
+// the journal names a leg the kernel cannot hold (a mark or gate twice, an
+// index out of range): then the table must be listed.
+func (m *Manager) journaledRepair(journaled map[string]*Session, locks map[string]uint8) (relay.Batch, bool) {
+	var b relay.Batch
+	indexes := make(map[uint32]bool, len(journaled))
+	gates := make(map[netip.AddrPort]bool, legsPerSession*len(journaled))
+	for id, s := range journaled {
+		if s.Index == 0 || s.Index > maxIndex || indexes[s.Index] {
+			return relay.Batch{}, false
+		}
+		indexes[s.Index] = true
+		old := installedLegs(s, locks[id])
+		for _, l := range old {
+			if gates[l.Gate] {
+				return relay.Batch{}, false
+			}
+			gates[l.Gate] = true
+		}
+		e := m.sessions[id]
+		if e == nil || e.s != s {
+			b.Remove = append(b.Remove, old[:]...)
+			continue
+		}
+		for k, l := range old {
+			if l != e.installed[k] {
+				b.Remove = append(b.Remove, l)
+				b.Add = append(b.Add, e.installed[k])
+			}
 		}
 	}
-	b := diffLegs(have, want)
+	return b, true
+}
+
+// apply commits b in chunks, removals first, so that a restart with 100k
+// sessions does not build one enormous netlink batch.
+func (m *Manager) apply(ctx context.Context, b relay.Batch) error {
 	for len(b.Remove) > 0 {
 		n := min(len(b.Remove), applyChunk)
 		if err := m.dp.Apply(ctx, relay.Batch{Remove: b.Remove[:n]}); err != nil {
@@ -158,18 +205,56 @@ func (m *Manager) repair(ctx context.Context, have []relay.Leg) error {
 		}
 		b.Add = b.Add[n:]
 	}
-	return m.flushOrphans(ctx, wanted)
+	return nil
+}
+
+// recordStart brings the journal up to what start made of it: sessions the
+// configuration dropped are deleted, sessions whose locks changed put
+// again, and a gen record stamps the generation the kernel is at now. The
+// journal is rewritten instead when that would make most of it history
+// (many windows closed while the daemon was down, or a journal written
+// before records carried locks).
+func (m *Manager) recordStart(journaled map[string]*Session) error {
+	j := m.j
+	var dropped []string
+	var changed []*entry
+	for id, s := range journaled {
+		switch e := m.sessions[id]; {
+		case e == nil || e.s != s:
+			dropped = append(dropped, id)
+		case lockBits(e.installed) != j.locks[id]:
+			changed = append(changed, e)
+		}
+	}
+	if 2*(len(dropped)+len(changed)) > len(m.sessions) || j.needsCompaction() {
+		j.locks = make(map[string]uint8, len(m.sessions))
+		for id, e := range m.sessions {
+			j.locks[id] = lockBits(e.installed)
+		}
+		return m.compact()
+	}
+	for _, id := range dropped {
+		if err := j.del(id); err != nil {
+			return err
+		}
+	}
+	for _, e := range changed {
+		if err := j.put(e.s, e.installed, false); err != nil {
+			return err
+		}
+	}
+	return j.mark()
 }
 
 // flushOrphans deletes conntrack entries carrying a relay mark of no session.
-func (m *Manager) flushOrphans(ctx context.Context, wanted map[uint32]bool) error {
+func (m *Manager) flushOrphans(ctx context.Context) error {
 	flows, err := m.dp.Flows(ctx)
 	if err != nil {
 		return err
 	}
 	var orphans []uint32
 	for _, f := range flows {
-		if !wanted[f.Mark] {
+		if idx, _, _ := legSide(f.Mark); m.byIndex[idx] == nil {
 			orphans = append(orphans, f.Mark)
 		}
 	}
@@ -177,27 +262,6 @@ func (m *Manager) flushOrphans(ctx context.Context, wanted map[uint32]bool) erro
 		m.log.Info("flushing orphaned flows", "flows", len(orphans))
 	}
 	return m.dp.Apply(ctx, relay.Batch{Flush: orphans})
-}
-
-// journaledLegs returns the legs the kernel holds for every journaled
-// session (including those the configuration no longer holds), as their
-// last records installed them. It reports false when two sessions claim
-// the same mark or gate, which the kernel cannot hold: then the table must
-// be listed.
-func journaledLegs(journaled map[string]*Session, locks map[string]uint8) ([]relay.Leg, bool) {
-	legs := make([]relay.Leg, 0, legsPerSession*len(journaled))
-	marks := make(map[uint32]bool, cap(legs))
-	gates := make(map[netip.AddrPort]bool, cap(legs))
-	for id, s := range journaled {
-		for _, l := range installedLegs(s, locks[id]) {
-			if marks[l.Mark] || gates[l.Gate] {
-				return nil, false
-			}
-			marks[l.Mark], gates[l.Gate] = true, true
-			legs = append(legs, l)
-		}
-	}
-	return legs, true
 }
 
 // endOfTime is after every learning window.

@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -390,5 +391,36 @@ func TestStartListsTheTableAfterAJournalWriteFailed(t *testing.T) {
 	// The session the journal kept is back, with its legs.
 	if back := h.get(t, gone.ID); h.leg(t, back, legARTP).Gate != back.GateA {
 		t.Errorf("the restored session's a-rtp leg is not installed")
+	}
+}
+
+// A journal written before records carried locks and generations (or by a
+// daemon that could not read the generation) is listed against once; the
+// start rewrites it with both, and the next start trusts it.
+func TestStartListsTheTableForAJournalWithoutGenerations(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.m.Close()
+	b, err := json.Marshal(record{Op: "put", Session: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.dir, journalName), append(b, '\n'), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	listed := h.mem.LegsRead()
+	h.start(t, "")
+	if h.mem.LegsRead() != listed+1 {
+		t.Errorf("start listed the table %d times, want once", h.mem.LegsRead()-listed)
+	}
+	if diff := cmp.Diff([]*Session{s}, h.m.List(), addrs); diff != "" {
+		t.Errorf("sessions (-want +got):\n%s", diff)
+	}
+	h.m.Close()
+	listed = h.mem.LegsRead()
+	h.start(t, "")
+	if h.mem.LegsRead() != listed {
+		t.Error("the next start listed the table again")
 	}
 }
