@@ -55,15 +55,22 @@ func (m *Manager) Start(ctx context.Context) error {
 	if trusted {
 		repair, trusted = m.journaledRepair(journaled, j.locks)
 	}
+	if trusted {
+		if err := m.apply(ctx, repair); err != nil {
+			// The kernel disagrees with the journal after all.
+			m.log.Warn("repairing from the journal failed; listing the table", "err", err)
+			trusted = false
+		}
+	}
 	if !trusted {
 		have, err := m.dp.Legs(ctx)
 		if err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
 		repair = diffLegs(have, m.installedLegs())
-	}
-	if err := m.apply(ctx, repair); err != nil {
-		return fmt.Errorf("start: %w", err)
+		if err := m.apply(ctx, repair); err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
 	}
 	if err := m.flushOrphans(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)

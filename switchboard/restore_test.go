@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 )
 
 func TestStartSetsUpTheConfiguredGates(t *testing.T) {
@@ -423,4 +424,40 @@ func TestStartListsTheTableForAJournalWithoutGenerations(t *testing.T) {
 	if h.mem.LegsRead() != listed {
 		t.Error("the next start listed the table again")
 	}
+}
+
+// Should the kernel refuse the repair the journal implies, start does not
+// fail on the journal's word: it lists the table and repairs from that.
+func TestTrustedStartListsTheTableWhenTheKernelRefusesTheRepair(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.m.Close()
+	h.clk.advance(time.Hour) // the learning windows close: start must lock the legs
+	m := NewManager(h.cfg, &failFirstApply{Memory: h.mem}, Options{Now: h.clk.Now})
+	defer m.Close()
+	listed := h.mem.LegsRead()
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.mem.LegsRead() != listed+1 {
+		t.Error("start did not list the table after the kernel refused the journal's repair")
+	}
+	if l := h.leg(t, s, legARTP); l.Lock != ap("192.0.2.10:4000") {
+		t.Errorf("a-rtp after the start: lock %s, want the signalled peer", l.Lock)
+	}
+}
+
+// failFirstApply fails the first batch that changes legs.
+type failFirstApply struct {
+	*relaytest.Memory
+	failed bool
+}
+
+func (f *failFirstApply) Apply(ctx context.Context, b relay.Batch) error {
+	if !f.failed && len(b.Remove)+len(b.Add) > 0 {
+		f.failed = true
+		return errors.New("injected: no such element")
+	}
+	return f.Memory.Apply(ctx, b)
 }
