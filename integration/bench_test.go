@@ -25,6 +25,13 @@ import (
 // open fd of it; no traffic flows, only kernel state is installed.
 func benchNS(b *testing.B) int {
 	b.Helper()
+	fd, _ := benchNSNamed(b)
+	return fd
+}
+
+// benchNSNamed is benchNS that also returns the namespace's name.
+func benchNSNamed(b testing.TB) (int, string) {
+	b.Helper()
 	if os.Geteuid() != 0 {
 		b.Skip("kernel benchmark needs root to create a network namespace")
 	}
@@ -42,7 +49,7 @@ func benchNS(b *testing.B) int {
 		f.Close()
 		_ = exec.Command("ip", "netns", "del", name).Run()
 	})
-	return int(f.Fd())
+	return int(f.Fd()), name
 }
 
 // benchConfig has two switchboards of 32,256 port pairs each, room for 50k

@@ -40,6 +40,7 @@ type nftDataplane struct {
 	// udpTimeout is the namespace's UDP conntrack timeout, read at Open
 	// (zero if unreadable: flows then report no idle time).
 	udpTimeout time.Duration
+	gen        genTracker // guarded by mu
 }
 
 var _ Dataplane = (*nftDataplane)(nil)
@@ -94,6 +95,7 @@ func (d *nftDataplane) dialConntrack() (*conntrack.Conn, error) {
 // may hold unread acknowledgements, so it is replaced.
 func (d *nftDataplane) flush() error {
 	err := d.nft.Flush()
+	d.gen.committed(err)
 	if err == nil {
 		return nil
 	}
@@ -179,6 +181,7 @@ func firstValid(aps ...netip.AddrPort) netip.AddrPort {
 // element connection may hold unread replies, so it is replaced.
 func (d *nftDataplane) commit(del, add elements) error {
 	err := d.el.commit(del, add)
+	d.gen.committed(err)
 	if err == nil {
 		return nil
 	}
@@ -294,5 +297,5 @@ func markFilters(marks []uint32) []markFilter {
 func (d *nftDataplane) Close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return errors.Join(d.nft.CloseLasting(), d.el.close(), d.ct.Close())
+	return errors.Join(d.nft.CloseLasting(), d.el.close(), d.ct.Close(), d.gen.close())
 }

@@ -5,19 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
 )
 
 // Legs reads the maps of the table back into legs, sorted by mark. A missing
 // table yields no legs.
+//
+// The sets are dumped concurrently, each over a socket of its own, one per
+// CPU at a time: the kernel resumes a set dump by re-walking the set for
+// every message, so listing 100k sessions is seconds of kernel time per
+// set, and the sets are independent.
 func (d *nftDataplane) Legs(ctx context.Context) ([]Leg, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var sets []setReader
+	for _, f := range d.obj.families {
+		sets = append(sets, readers(f)...)
+	}
+	dumps, err := d.dumpSets(sets)
+	if errors.Is(err, errNoTable) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, opError("list legs", err)
+	}
 	byMark := map[uint32]*Leg{}
 	get := func(m uint32) *Leg {
 		if byMark[m] == nil {
@@ -25,12 +44,11 @@ func (d *nftDataplane) Legs(ctx context.Context) ([]Leg, error) {
 		}
 		return byMark[m]
 	}
-	for _, f := range d.obj.families {
-		if err := d.readFamily(f, get); err != nil {
-			if errors.Is(err, errNoTable) {
-				return nil, nil
+	for i, r := range sets {
+		for _, e := range dumps[i] {
+			if err := r.put(e, get); err != nil {
+				return nil, opError("list legs", fmt.Errorf("set %s: %w", r.set.Name, err))
 			}
-			return nil, opError("list legs", err)
 		}
 	}
 	legs := make([]Leg, 0, len(byMark))
@@ -43,8 +61,43 @@ func (d *nftDataplane) Legs(ctx context.Context) ([]Leg, error) {
 
 var errNoTable = errors.New("no table")
 
+// setReader is one set of the table and how its elements make legs.
+type setReader struct {
+	set *nftables.Set
+	put func(e nftables.SetElement, get func(uint32) *Leg) error
+}
+
+// dumpSets dumps the elements of every set, as many at a time as there
+// are CPUs, each on a fresh socket.
+func (d *nftDataplane) dumpSets(sets []setReader) ([][]nftables.SetElement, error) {
+	out := make([][]nftables.SetElement, len(sets))
+	errs := make([]error, len(sets))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, r := range sets {
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			out[i], errs[i] = d.elements(r.set)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if errors.Is(err, errNoTable) {
+			return nil, errNoTable
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// elements dumps s over a socket of its own (a Conn that is not lasting
+// dials per call), with the same buffers as the lasting one.
 func (d *nftDataplane) elements(s *nftables.Set) ([]nftables.SetElement, error) {
-	els, err := d.nft.GetSetElements(s)
+	c, err := nftables.New(nftables.WithNetNSFd(d.opts.NetNS), nftables.WithSockOptions(listBuffers))
+	if err != nil {
+		return nil, fmt.Errorf("read set %s: %w", s.Name, err)
+	}
+	els, err := c.GetSetElements(s)
 	if err != nil {
 		if errors.Is(err, errNoEntry) {
 			return nil, errNoTable
@@ -54,14 +107,19 @@ func (d *nftDataplane) elements(s *nftables.Set) ([]nftables.SetElement, error) 
 	return els, nil
 }
 
-func (d *nftDataplane) readFamily(f *family, get func(uint32) *Leg) error {
-	addrLen := int(f.addrLen)
-	type target struct {
-		set *nftables.Set
-		put func(e nftables.SetElement) error
+// listBuffers prepares a listing socket: room for many dump messages, each
+// as large as the kernel makes them.
+func listBuffers(c *netlink.Conn) error {
+	if err := c.SetReadBuffer(socketBuffer); err != nil {
+		return err
 	}
-	endpointVal := func(dst func(*Leg) *netip.AddrPort) func(nftables.SetElement) error {
-		return func(e nftables.SetElement) error {
+	return widenDumps(c)
+}
+
+func readers(f *family) []setReader {
+	addrLen := int(f.addrLen)
+	endpointVal := func(dst func(*Leg) *netip.AddrPort) func(nftables.SetElement, func(uint32) *Leg) error {
+		return func(e nftables.SetElement, get func(uint32) *Leg) error {
 			m, err := parseMark(e.Key)
 			if err != nil {
 				return err
@@ -71,8 +129,8 @@ func (d *nftDataplane) readFamily(f *family, get func(uint32) *Leg) error {
 			return err
 		}
 	}
-	targets := []target{
-		{f.leg, func(e nftables.SetElement) error {
+	return []setReader{
+		{f.leg, func(e nftables.SetElement, get func(uint32) *Leg) error {
 			m, err := parseMark(e.Val)
 			if err != nil {
 				return err
@@ -82,7 +140,7 @@ func (d *nftDataplane) readFamily(f *family, get func(uint32) *Leg) error {
 		}},
 		{f.snat, endpointVal(func(l *Leg) *netip.AddrPort { return &l.Source })},
 		{f.dnat, endpointVal(func(l *Leg) *netip.AddrPort { return &l.Peer })},
-		{f.allow, func(e nftables.SetElement) error {
+		{f.allow, func(e nftables.SetElement, get func(uint32) *Leg) error {
 			m, err := parseMark(e.Key)
 			if err != nil {
 				return err
@@ -91,18 +149,6 @@ func (d *nftDataplane) readFamily(f *family, get func(uint32) *Leg) error {
 			return err
 		}},
 	}
-	for _, t := range targets {
-		els, err := d.elements(t.set)
-		if err != nil {
-			return err
-		}
-		for _, e := range els {
-			if err := t.put(e); err != nil {
-				return fmt.Errorf("set %s: %w", t.set.Name, err)
-			}
-		}
-	}
-	return nil
 }
 
 // Flows dumps the conntrack entries of marks, or of every relay mark.

@@ -189,6 +189,9 @@ type Dataplane interface {
 	Watch(ctx context.Context, fn func(Flow)) error
 	// Close releases the kernel connections; installed state stays.
 	Close() error
+	// Generation reads the namespace's ruleset generation, which tells
+	// whether anything was committed since an earlier reading.
+	Generation(ctx context.Context) (Generation, error)
 }
 
 // ErrFlowsRemain marks an Apply whose transaction was committed but whose

@@ -223,7 +223,7 @@ func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew boo
 	if err := m.apply(ctx, e, batch); err != nil {
 		return fmt.Errorf("session %s: %w", next.ID, err)
 	}
-	if err := m.j.put(next, isNew); err != nil {
+	if err := m.j.put(next, want, isNew); err != nil {
 		undo := diffLegs(want, had)
 		if uerr := m.dp.Apply(ctx, undo); uerr != nil {
 			err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))

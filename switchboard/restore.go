@@ -3,7 +3,9 @@ package switchboard
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
+	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
@@ -17,6 +19,13 @@ const applyChunk = 2048
 // changed legs are (re)installed, orphaned legs and their conntrack entries
 // removed. Established calls keep flowing throughout. Call it once, before
 // serving requests.
+//
+// What the kernel holds is listed from the table, unless the journal's last
+// record carries the ruleset generation the kernel is still at: then
+// nothing was committed in the namespace since that record (by the daemon
+// or anyone else), and the kernel holds exactly the journaled legs. Listing
+// 100k sessions takes the kernel seconds (it re-walks a set for every dump
+// message); reading the generation takes microseconds.
 func (m *Manager) Start(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -25,20 +34,59 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.j = j
+	dp, ok := m.dp.(*counted)
+	if !ok {
+		dp = &counted{Dataplane: m.dp}
+		m.dp = dp
+	}
+	j.gen = dp
+	// Read before Setup, which commits too.
+	before, err := dp.Generation(ctx)
+	if err != nil {
+		m.log.Warn("reading the ruleset generation failed; listing the table", "err", err)
+	}
+	trusted := err == nil && j.holds(before)
 	m.adopt(journaled)
 	if err := m.dp.Setup(ctx, m.gates()); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	if err := m.repair(ctx); err != nil {
+	m.installAll()
+	var repair relay.Batch
+	if trusted {
+		repair, trusted = m.journaledRepair(journaled, j.locks)
+	}
+	if trusted {
+		if err := m.applyChunked(ctx, repair); err != nil {
+			// The kernel disagrees with the journal after all.
+			m.log.Warn("repairing from the journal failed; listing the table", "err", err)
+			trusted = false
+		}
+	}
+	if !trusted {
+		have, err := m.dp.Legs(ctx)
+		if err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		repair = diffLegs(have, m.installedLegs())
+		if err := m.applyChunked(ctx, repair); err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+	}
+	if err := m.flushOrphans(ctx); err != nil {
 		return fmt.Errorf("start: %w", err)
+	}
+	// Every commit since before was ours: the table holds the sessions'
+	// legs, and the count of our commits from here stamps the journal.
+	if _, err := dp.Generation(ctx); err != nil {
+		m.log.Warn("reading the ruleset generation failed; the next start lists the table", "err", err)
 	}
 	for _, e := range m.sessions {
 		m.schedule(e.s)
 	}
-	if err := m.compact(); err != nil {
+	if err := m.recordStart(journaled); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	m.log.Info("sessions restored", "sessions", len(m.sessions))
+	m.log.Info("sessions restored", "sessions", len(m.sessions), "listed", !trusted, "repaired", len(repair.Remove)+len(repair.Add))
 	return nil
 }
 
@@ -94,24 +142,64 @@ func (m *Manager) gates() []relay.Gate {
 	return g
 }
 
-// repair makes the kernel hold exactly the legs of the sessions.
-func (m *Manager) repair(ctx context.Context) error {
-	have, err := m.dp.Legs(ctx)
-	if err != nil {
-		return err
-	}
+// installAll makes every session's legs at now the ones to install.
+func (m *Manager) installAll() {
 	now := m.now()
-	var want []relay.Leg
-	wanted := map[uint32]bool{}
 	for _, e := range m.sessions {
-		l := e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, now)
 		e.legsAt, e.hasLegs = now, true
-		want = append(want, l[:]...)
-		for _, x := range l {
-			wanted[x.Mark] = true
+	}
+}
+
+func (m *Manager) installedLegs() []relay.Leg {
+	legs := make([]relay.Leg, 0, legsPerSession*len(m.sessions))
+	for _, e := range m.sessions {
+		l, _ := m.installed(e)
+		legs = append(legs, l...)
+	}
+	return legs
+}
+
+// journaledRepair returns the batch that turns the legs the journal says
+// the kernel holds into the sessions' legs: the journaled legs of sessions
+// the configuration no longer holds are removed, changed legs (a learning
+// window closed while the daemon was down) replaced. It reports false when
+// the journal names a leg the kernel cannot hold (a mark or gate twice, an
+// index out of range): then the table must be listed.
+func (m *Manager) journaledRepair(journaled map[string]*Session, locks map[string]uint8) (relay.Batch, bool) {
+	var b relay.Batch
+	indexes := make(map[uint32]bool, len(journaled))
+	gates := make(map[netip.AddrPort]bool, legsPerSession*len(journaled))
+	for id, s := range journaled {
+		if s.Index == 0 || s.Index > maxIndex || indexes[s.Index] {
+			return relay.Batch{}, false
+		}
+		indexes[s.Index] = true
+		old := installedLegs(s, locks[id])
+		for _, l := range old {
+			if gates[l.Gate] {
+				return relay.Batch{}, false
+			}
+			gates[l.Gate] = true
+		}
+		e := m.sessions[id]
+		if e == nil || e.s != s {
+			b.Remove = append(b.Remove, old[:]...)
+			continue
+		}
+		cur, _ := m.installed(e)
+		for k, l := range old {
+			if l != cur[k] {
+				b.Remove = append(b.Remove, l)
+				b.Add = append(b.Add, cur[k])
+			}
 		}
 	}
-	b := diffLegs(have, want)
+	return b, true
+}
+
+// applyChunked commits b in chunks, removals first, so that a restart with 100k
+// sessions does not build one enormous netlink batch.
+func (m *Manager) applyChunked(ctx context.Context, b relay.Batch) error {
 	for len(b.Remove) > 0 {
 		n := min(len(b.Remove), applyChunk)
 		if err := m.dp.Apply(ctx, relay.Batch{Remove: b.Remove[:n]}); err != nil {
@@ -126,18 +214,56 @@ func (m *Manager) repair(ctx context.Context) error {
 		}
 		b.Add = b.Add[n:]
 	}
-	return m.flushOrphans(ctx, wanted)
+	return nil
+}
+
+// recordStart brings the journal up to what start made of it: sessions the
+// configuration dropped are deleted, sessions whose locks changed put
+// again, and a gen record stamps the generation the kernel is at now. The
+// journal is rewritten instead when that would make most of it history
+// (many windows closed while the daemon was down, or a journal written
+// before records carried locks).
+func (m *Manager) recordStart(journaled map[string]*Session) error {
+	j := m.j
+	var dropped []string
+	var changed []*entry
+	for id, s := range journaled {
+		switch e := m.sessions[id]; {
+		case e == nil || e.s != s:
+			dropped = append(dropped, id)
+		case lockBits(m.legsOf(e)) != j.locks[id]:
+			changed = append(changed, e)
+		}
+	}
+	if 2*(len(dropped)+len(changed)) > len(m.sessions) || j.needsCompaction() {
+		j.locks = make(map[string]uint8, len(m.sessions))
+		for id, e := range m.sessions {
+			j.locks[id] = lockBits(m.legsOf(e))
+		}
+		return m.compact()
+	}
+	for _, id := range dropped {
+		if err := j.del(id); err != nil {
+			return err
+		}
+	}
+	for _, e := range changed {
+		if err := j.put(e.s, m.legsOf(e), false); err != nil {
+			return err
+		}
+	}
+	return j.mark()
 }
 
 // flushOrphans deletes conntrack entries carrying a relay mark of no session.
-func (m *Manager) flushOrphans(ctx context.Context, wanted map[uint32]bool) error {
+func (m *Manager) flushOrphans(ctx context.Context) error {
 	flows, err := m.dp.Flows(ctx)
 	if err != nil {
 		return err
 	}
 	var orphans []uint32
 	for _, f := range flows {
-		if !wanted[f.Mark] {
+		if idx, _, _ := legSide(f.Mark); m.byIndex[idx] == nil {
 			orphans = append(orphans, f.Mark)
 		}
 	}
@@ -145,4 +271,27 @@ func (m *Manager) flushOrphans(ctx context.Context, wanted map[uint32]bool) erro
 		m.log.Info("flushing orphaned flows", "flows", len(orphans))
 	}
 	return m.dp.Apply(ctx, relay.Batch{Flush: orphans})
+}
+
+// endOfTime is after every learning window.
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// installedLegs are the legs of s with the locks of bits: a lock, once
+// installed, is the learned source or (answered, window closed) the
+// signalled address, which legs computes at any time after the window.
+func installedLegs(s *Session, bits uint8) [legsPerSession]relay.Leg {
+	l := s.legs(Timeouts{}, endOfTime)
+	for k := range l {
+		if bits&(1<<k) == 0 {
+			l[k].Lock = netip.AddrPort{}
+		}
+	}
+	return l
+}
+
+// legsOf returns the legs the kernel holds for e (none before its first
+// commit).
+func (m *Manager) legsOf(e *entry) []relay.Leg {
+	l, _ := m.installed(e)
+	return l
 }

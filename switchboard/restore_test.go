@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 )
 
 func TestStartSetsUpTheConfiguredGates(t *testing.T) {
@@ -58,12 +60,15 @@ func TestRestartRestoresSessionsAndLeavesTheKernelAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	sessions, legs := h.m.List(), legsOf(t, h.mem)
-	applied, flushed := h.mem.Applied(), h.mem.Flushed()
+	applied, flushed, listed := h.mem.Applied(), h.mem.Flushed(), h.mem.LegsRead()
 	if err := h.m.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	h.start(t, "ringing-timeout = 60\n")
+	if got := h.mem.LegsRead() - listed; got != 0 {
+		t.Errorf("start listed the table %d times; nothing changed since the journal's last record", got)
+	}
 	if diff := cmp.Diff(sessions, h.m.List(), addrs); diff != "" {
 		t.Errorf("sessions (-before +after):\n%s", diff)
 	}
@@ -125,9 +130,12 @@ func TestStartRepairsTheKernelToMatchTheSessions(t *testing.T) {
 		relay.Flow{Mark: relay.Mark(999), Src: ap("203.0.113.9:1234")},
 		flow(s, legBRTP, "10.0.0.10:5000"),
 	)
-	flushed := len(h.mem.Flushed())
+	flushed, listed := len(h.mem.Flushed()), h.mem.LegsRead()
 
 	h.start(t, "")
+	if h.mem.LegsRead() == listed {
+		t.Error("start trusted the journal although the kernel changed since its last record")
+	}
 	if diff := diffLegsOf(t, want, legsOf(t, h.mem)); diff != "" {
 		t.Errorf("legs after start (-want +got):\n%s", diff)
 	}
@@ -165,7 +173,8 @@ func TestStartRefusesAJournalCorruptBeforeItsEnd(t *testing.T) {
 	m := NewManager(h.cfg, h.mem, Options{Now: h.clk.Now})
 	defer m.Close()
 	err := m.Start(context.Background())
-	want := fmt.Sprintf(`journal %q: line 2: invalid record "{\"op\":\"frobnicate\"}"`, filepath.Join(h.dir, journalName))
+	// Line 1 is the session, line 2 the generation its compaction ended with.
+	want := fmt.Sprintf(`journal %q: line 3: invalid record "{\"op\":\"frobnicate\"}"`, filepath.Join(h.dir, journalName))
 	if diff := cmp.Diff(want, errString(err)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
@@ -253,4 +262,202 @@ func TestJournalCompactionKeepsTheState(t *testing.T) {
 	if diff := cmp.Diff(want, h.m.List(), addrs); diff != "" {
 		t.Errorf("sessions after compaction and restart (-want +got):\n%s", diff)
 	}
+}
+
+// Whenever the kernel's ruleset generation is not the one the journal's
+// last record carries, something the journal does not know of may have
+// changed the table: start lists it.
+func TestStartListsTheTableWhenTheGenerationMoved(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, h *harness)
+	}{
+		{"someone else committed while the daemon was down", func(t *testing.T, h *harness) {
+			h.m.Close()
+			h.mem.Foreign()
+		}},
+		{"someone else committed while the daemon ran", func(t *testing.T, h *harness) {
+			h.mem.Foreign()
+			h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")}) // stamped, but the kernel is ahead
+			h.m.Close()
+		}},
+		{"a batch failed while the daemon ran", func(t *testing.T, h *harness) {
+			h.mem.FailNext(errors.New("injected"))
+			if _, err := h.m.Alloc(context.Background(), AllocRequest{Switchboard: "edge"}); err == nil {
+				t.Fatal("alloc with an injected failure succeeded")
+			}
+			h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
+			h.m.Close()
+		}},
+		{"the daemon was killed between a transaction and its record", func(t *testing.T, h *harness) {
+			h.m.Close()
+			orphan := relay.Leg{Mark: relay.Mark(400), Gate: ap("192.0.2.1:30002"), Source: ap("10.0.0.1:30002")}
+			if err := h.mem.Apply(context.Background(), relay.Batch{Add: []relay.Leg{orphan}}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, "")
+			h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+			tc.setup(t, h)
+			sessions := h.m.List()
+			var want []relay.Leg
+			for _, s := range sessions {
+				l := s.legs(h.cfg.Switchboards[0].Timeouts, h.clk.Now())
+				want = append(want, l[:]...)
+			}
+			listed := h.mem.LegsRead()
+			h.start(t, "")
+			if h.mem.LegsRead() == listed {
+				t.Error("start trusted the journal")
+			}
+			if diff := diffLegsOf(t, want, legsOf(t, h.mem)); diff != "" {
+				t.Errorf("legs after start (-want +got):\n%s", diff)
+			}
+			h.m.Close()
+			listed = h.mem.LegsRead()
+			h.start(t, "")
+			if h.mem.LegsRead() != listed {
+				t.Error("the start after a repairing start listed the table again")
+			}
+		})
+	}
+}
+
+// A trusted start knows which legs the kernel holds locked: locks installed
+// by a closing learning window are kept, and a window that closed while the
+// daemon was down gets its locks installed.
+func TestTrustedStartKnowsTheInstalledLocks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	locked := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.clk.advance(time.Hour)
+	h.m.fireDue(ctx) // the learning windows close: the legs lock to the signalled peers
+	open := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002"), B: ep("10.0.0.10:5002")})
+	if l := h.leg(t, locked, legARTP); l.Lock != ap("192.0.2.10:4000") {
+		t.Fatalf("a-rtp of the answered session after its window: lock %s", l.Lock)
+	}
+	if l := h.leg(t, open, legARTP); l.Lock.IsValid() {
+		t.Fatalf("a-rtp of the new session: lock %s, want none yet", l.Lock)
+	}
+	h.m.Close()
+
+	h.clk.advance(time.Hour) // the new session's windows close while the daemon is down
+	listed, applied := h.mem.LegsRead(), h.mem.Applied()
+	h.start(t, "")
+	if h.mem.LegsRead() != listed {
+		t.Error("start listed the table; nothing changed since the journal's last record")
+	}
+	if got := h.mem.Applied() - applied; got != 3 {
+		t.Errorf("start applied %d batches, want 3: the unlocked legs out, the locked ones in, the empty flush of orphans", got)
+	}
+	for _, s := range []*Session{locked, open} {
+		if l := h.leg(t, s, legARTP); l.Lock != s.A.Signalled.RTP {
+			t.Errorf("a-rtp of session %s after the restart: lock %s, want %s", s.ID, l.Lock, s.A.Signalled.RTP)
+		}
+	}
+}
+
+// A journal record that failed to be written leaves the kernel ahead of
+// the journal (a deleted session's legs are gone): nothing written after
+// it is trusted, and start repairs from the table.
+func TestStartListsTheTableAfterAJournalWriteFailed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	gone := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+	f := h.m.j.f
+	readOnly, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer readOnly.Close()
+	h.m.j.f = readOnly
+	if err := h.m.Delete(ctx, gone.ID); err != nil {
+		t.Fatal(err) // the kernel forgot the session; the journal did not
+	}
+	h.m.j.f = f
+	h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
+	h.m.Close()
+
+	listed := h.mem.LegsRead()
+	h.start(t, "")
+	if h.mem.LegsRead() == listed {
+		t.Error("start trusted a journal that missed a record")
+	}
+	// The session the journal kept is back, with its legs.
+	if back := h.get(t, gone.ID); h.leg(t, back, legARTP).Gate != back.GateA {
+		t.Errorf("the restored session's a-rtp leg is not installed")
+	}
+}
+
+// A journal written before records carried locks and generations (or by a
+// daemon that could not read the generation) is listed against once; the
+// start rewrites it with both, and the next start trusts it.
+func TestStartListsTheTableForAJournalWithoutGenerations(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.m.Close()
+	b, err := json.Marshal(record{Op: "put", Session: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.dir, journalName), append(b, '\n'), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	listed := h.mem.LegsRead()
+	h.start(t, "")
+	if h.mem.LegsRead() != listed+1 {
+		t.Errorf("start listed the table %d times, want once", h.mem.LegsRead()-listed)
+	}
+	if diff := cmp.Diff([]*Session{s}, h.m.List(), addrs); diff != "" {
+		t.Errorf("sessions (-want +got):\n%s", diff)
+	}
+	h.m.Close()
+	listed = h.mem.LegsRead()
+	h.start(t, "")
+	if h.mem.LegsRead() != listed {
+		t.Error("the next start listed the table again")
+	}
+}
+
+// Should the kernel refuse the repair the journal implies, start does not
+// fail on the journal's word: it lists the table and repairs from that.
+func TestTrustedStartListsTheTableWhenTheKernelRefusesTheRepair(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	h.m.Close()
+	h.clk.advance(time.Hour) // the learning windows close: start must lock the legs
+	m := NewManager(h.cfg, &failFirstApply{Memory: h.mem}, Options{Now: h.clk.Now})
+	defer m.Close()
+	listed := h.mem.LegsRead()
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if h.mem.LegsRead() != listed+1 {
+		t.Error("start did not list the table after the kernel refused the journal's repair")
+	}
+	if l := h.leg(t, s, legARTP); l.Lock != ap("192.0.2.10:4000") {
+		t.Errorf("a-rtp after the start: lock %s, want the signalled peer", l.Lock)
+	}
+}
+
+// failFirstApply fails the first batch that changes legs.
+type failFirstApply struct {
+	*relaytest.Memory
+	failed bool
+}
+
+func (f *failFirstApply) Apply(ctx context.Context, b relay.Batch) error {
+	if !f.failed && len(b.Remove)+len(b.Add) > 0 {
+		f.failed = true
+		return errors.New("injected: no such element")
+	}
+	return f.Memory.Apply(ctx, b)
 }

@@ -29,6 +29,15 @@ type Memory struct {
 	flushed   []uint32
 	deleted   []relay.Flow
 	events    chan relay.Flow
+	gen       memoryGen
+	legsRead  int
+}
+
+// memoryGen models the kernel's ruleset generation: one step per committed
+// batch, counted as own until someone calls Foreign.
+type memoryGen struct {
+	id, last, commits uint32
+	seen, failed      bool
 }
 
 var _ relay.Dataplane = (*Memory)(nil)
@@ -58,9 +67,12 @@ func (m *Memory) Setup(ctx context.Context, gates []relay.Gate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.takeFailure(); err != nil {
+		m.gen.failed = true
 		return err
 	}
 	m.gates = append([]relay.Gate(nil), gates...)
+	m.gen.id++
+	m.gen.commits++
 	return nil
 }
 
@@ -78,6 +90,7 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.takeFailure(); err != nil {
+		m.gen.failed = true
 		return err
 	}
 	next := make(map[uint32]relay.Leg, len(m.legs))
@@ -102,6 +115,10 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 	}
 	m.legs = next
 	m.applied++
+	if len(b.Remove)+len(b.Add) > 0 {
+		m.gen.id++
+		m.gen.commits++
+	}
 	m.flushed = append(m.flushed, b.ToFlush()...)
 	m.deleted = append(m.deleted, b.Delete...)
 	if m.failFlows {
@@ -120,6 +137,7 @@ var (
 func (m *Memory) Legs(ctx context.Context) ([]relay.Leg, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.legsRead++
 	out := make([]relay.Leg, 0, len(m.legs))
 	for _, l := range m.legs {
 		out = append(out, l)
@@ -197,3 +215,29 @@ func (m *Memory) Watch(ctx context.Context, fn func(relay.Flow)) error {
 
 // Close does nothing.
 func (m *Memory) Close() error { return nil }
+
+// Generation reports the number of committed batches as the generation id,
+// for boot "memory" and namespace 1. Own is as the kernel dataplane's.
+func (m *Memory) Generation(ctx context.Context) (relay.Generation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := &m.gen
+	own := g.seen && !g.failed && g.id == g.last+g.commits
+	g.last, g.seen, g.commits, g.failed = g.id, true, 0, false
+	return relay.Generation{Boot: "memory", NetNS: 1, ID: g.id, Own: own}, nil
+}
+
+// Foreign records a transaction committed by someone else (as `nft add
+// element` would): the generation moves on without this dataplane.
+func (m *Memory) Foreign() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gen.id++
+}
+
+// LegsRead counts the calls to Legs: how often the table was listed.
+func (m *Memory) LegsRead() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.legsRead
+}

@@ -1,0 +1,135 @@
+package relay
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// genTracker follows the ruleset generation between calls to Generation:
+// how many transactions this dataplane committed since, and whether one
+// failed (its effect, and so the generation, is then unknown). Guarded by
+// nftDataplane.mu.
+type genTracker struct {
+	conn    *netlink.Conn // a small socket of its own: google/nftables has no GETGEN
+	boot    string
+	cookie  uint64
+	last    uint32
+	seen    bool
+	commits uint32
+	failed  bool
+}
+
+// committed records the outcome of one of the dataplane's transactions.
+func (g *genTracker) committed(err error) {
+	if err != nil {
+		g.failed = true
+		return
+	}
+	g.commits++
+}
+
+// dial opens the tracker's socket on first use.
+func (g *genTracker) dial(netns int) error {
+	if g.conn != nil {
+		return nil
+	}
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return fmt.Errorf("read boot id: %w", err)
+	}
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
+	if err != nil {
+		return err
+	}
+	cookie, err := netnsCookie(c)
+	if err != nil {
+		_ = c.Close()
+		return err
+	}
+	g.conn, g.boot, g.cookie = c, strings.TrimSpace(string(boot)), cookie
+	return nil
+}
+
+func (g *genTracker) close() error {
+	if g.conn == nil {
+		return nil
+	}
+	err := g.conn.Close()
+	g.conn = nil
+	return err
+}
+
+func netnsCookie(c *netlink.Conn) (uint64, error) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cookie uint64
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cookie, serr = unix.GetsockoptUint64(int(fd), unix.SOL_SOCKET, unix.SO_NETNS_COOKIE)
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("network namespace cookie (SO_NETNS_COOKIE, Linux 5.14): %w", serr)
+	}
+	return cookie, nil
+}
+
+// genID asks the kernel for the current generation id (NFT_MSG_GETGEN).
+func (g *genTracker) genID() (uint32, error) {
+	req := netlink.Message{
+		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	}
+	msgs, err := g.conn.Execute(req)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		if len(m.Data) < 4 {
+			continue
+		}
+		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+		if err != nil {
+			return 0, err
+		}
+		ad.ByteOrder = binary.BigEndian
+		for ad.Next() {
+			if ad.Type() == unix.NFTA_GEN_ID {
+				return ad.Uint32(), nil
+			}
+		}
+		if err := ad.Err(); err != nil {
+			return 0, err
+		}
+	}
+	return 0, fmt.Errorf("no generation id in the kernel's answer")
+}
+
+// Generation reads the ruleset generation of the namespace and whether all
+// of its changes since the previous call were this dataplane's own.
+func (d *nftDataplane) Generation(ctx context.Context) (Generation, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	g := &d.gen
+	if err := g.dial(d.opts.NetNS); err != nil {
+		return Generation{}, opError("read ruleset generation", err)
+	}
+	id, err := g.genID()
+	if err != nil {
+		return Generation{}, opError("read ruleset generation", err)
+	}
+	// The kernel skips id 0 when the counter wraps; a wrap is simply not
+	// recognised as own, which only costs a full listing.
+	own := g.seen && !g.failed && g.last+g.commits >= g.last && id == g.last+g.commits
+	g.last, g.seen, g.commits, g.failed = id, true, 0, false
+	return Generation{Boot: g.boot, NetNS: g.cookie, ID: id, Own: own}, nil
+}
