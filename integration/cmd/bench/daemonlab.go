@@ -296,7 +296,7 @@ func (b *bench) restartRows(took0 time.Duration, rss0 int64, levels []levelResul
 	b.t.add(4, row{what: fmt.Sprintf("daemon RSS (VmRSS) with %s sessions allocated through its HTTP API", count(n)),
 		baseline: "at start, no session: " + mib(rss0), measured: mib(full.rss), ratio: ratio(float64(full.rss) / float64(rss0)),
 		notes: fmt.Sprintf("%.2f KiB per session", float64(full.rss-rss0)/1024/float64(n))})
-	notes := "journal loaded, table and conntrack listed and repaired before serving; "
+	notes := "journal loaded, the table listed only if the nftables generation moved since the last record (not here), conntrack dumped, repairs made, before serving; "
 	for _, l := range levels {
 		notes += fmt.Sprintf("%s sessions: %s; ", count(l.idle+b.o.paced), describeRestart(l))
 	}
