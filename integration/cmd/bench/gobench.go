@@ -16,6 +16,7 @@ type goBench struct {
 	pkg, name      string // short package name; name without "Benchmark" and the -GOMAXPROCS suffix
 	ns, b, allocs  float64
 	hasMem, hasAll bool
+	extra          []string // custom metrics, "value unit" (e.g. "821 heap-B/session")
 }
 
 // group is the benchmark's name up to its first "/", and sub the rest.
@@ -69,6 +70,8 @@ func parseBenchLine(line string) (goBench, bool) {
 			b.b, b.hasMem = v, true
 		case "allocs/op":
 			b.allocs = v
+		default:
+			b.extra = append(b.extra, f[i]+" "+f[i+1])
 		}
 	}
 	return b, b.hasAll
@@ -111,12 +114,15 @@ func goBenchRow(g, base goBench, vsBase bool, call time.Duration) row {
 	if g.hasMem {
 		r.measured += fmt.Sprintf(", %.0f B/op, %.0f allocs/op", g.b, g.allocs)
 	}
+	for _, x := range g.extra {
+		r.measured += ", " + x
+	}
 	switch {
 	case vsBase:
 		_, sub := base.group()
 		r.baseline = fmt.Sprintf("%s: %s/op", sub, dur(time.Duration(base.ns)))
 		r.ratio = ratio(g.ns / base.ns)
-	case call > 0:
+	case call > 0 && g.ns < 10*float64(call.Nanoseconds()): // work of a request's size
 		r.baseline = "one nftrtpproxy call (p50, 1 client): " + dur(call)
 		r.ratio = fmt.Sprintf("%.2f%% of it", 100*g.ns/float64(call.Nanoseconds()))
 	}
