@@ -16,14 +16,7 @@ func BenchmarkKernelApply(b *testing.B) {
 	}
 	_, fd := kernelNSB(b)
 	ctx := context.Background()
-	d, err := Open(Options{NetNS: fd})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Setup(ctx, testGates()); err != nil {
-		b.Fatal(err)
-	}
+	d := openKernel(b, fd)
 	ga, gb := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("10.0.0.1")
 	legs := make([]Leg, 4)
 	for k := range legs {

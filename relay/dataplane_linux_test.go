@@ -64,17 +64,26 @@ func testGates() []Gate {
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
+// openKernel opens a dataplane in the namespace fd, closed when the test
+// ends, and sets up its table for testGates (which also switches conntrack
+// on in the namespace: it is on once a ct rule exists).
+func openKernel(tb testing.TB, fd int) Dataplane {
+	tb.Helper()
+	d, err := Open(Options{NetNS: fd})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { d.Close() })
+	if err := d.Setup(context.Background(), testGates()); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
 func TestKernelLegsRoundTripAndListable(t *testing.T) {
 	ns, fd := kernelNS(t)
 	ctx := context.Background()
-	d, err := Open(Options{NetNS: fd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Setup(ctx, testGates()); err != nil {
-		t.Fatal(err)
-	}
+	d := openKernel(t, fd)
 	legs := []Leg{
 		{Mark: Mark(4), Gate: ap("192.0.2.1:30000"), Peer: ap("10.0.0.10:5000"), Source: ap("10.0.0.1:30000"), Lock: ap("192.0.2.10:4000")},
 		{Mark: Mark(5), Gate: ap("192.0.2.1:30001"), Source: ap("10.0.0.1:30001")},
@@ -133,14 +142,7 @@ func TestKernelLegsRoundTripAndListable(t *testing.T) {
 func TestKernelLargeBatchStoresEveryElement(t *testing.T) {
 	_, fd := kernelNS(t)
 	ctx := context.Background()
-	d, err := Open(Options{NetNS: fd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Setup(ctx, testGates()); err != nil {
-		t.Fatal(err)
-	}
+	d := openKernel(t, fd)
 	// DESIGN: one SetAddElements call over ~1,365 elements silently stores fewer.
 	var legs []Leg
 	for i := 0; i < 5000; i++ {
@@ -176,14 +178,7 @@ func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=100").CombinedOutput(); err != nil {
 		t.Fatalf("sysctl: %v: %s", err, out)
 	}
-	d, err := Open(Options{NetNS: fd})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	if err := d.Setup(ctx, testGates()); err != nil { // conntrack is on once a ct rule exists
-		t.Fatal(err)
-	}
+	d := openKernel(t, fd)
 	insert := func(src string, sport string) {
 		t.Helper()
 		out, err := exec.Command("ip", "netns", "exec", ns, "conntrack", "-I", "-p", "udp", "-s", src, "-d", "192.0.2.1",

@@ -64,14 +64,7 @@ func BenchmarkKernelLegs(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			_, fd := kernelNSB(b)
 			ctx := context.Background()
-			d, err := Open(Options{NetNS: fd})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer d.Close()
-			if err := d.Setup(ctx, testGates()); err != nil {
-				b.Fatal(err)
-			}
+			d := openKernel(b, fd)
 			legs := sessionLegs(n)
 			start := time.Now()
 			installLegs(b, d, legs)
