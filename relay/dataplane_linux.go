@@ -1,7 +1,9 @@
 package relay
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -120,6 +122,12 @@ func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	o := d.obj
+	rules := o.rules(gates)
+	stamp := fingerprint(rules)
+	if d.rulesAre(rules, stamp) {
+		d.gates = append([]Gate(nil), gates...)
+		return nil
+	}
 	d.nft.AddTable(o.table)
 	sets := []*nftables.Set{o.lock}
 	for _, f := range o.families {
@@ -134,7 +142,8 @@ func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 		d.nft.AddChain(c)
 		d.nft.FlushChain(c)
 	}
-	for _, r := range o.rules(gates) {
+	for _, r := range rules {
+		r.UserData = stamp
 		d.nft.AddRule(r)
 	}
 	if err := d.flush(); err != nil {
@@ -142,6 +151,44 @@ func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 	}
 	d.gates = append([]Gate(nil), gates...)
 	return nil
+}
+
+// fingerprint identifies a set of rules: a hash of their expressions, in
+// order. Setup stamps it on every rule it adds.
+func fingerprint(rules []*nftables.Rule) []byte {
+	h := sha256.New()
+	for _, r := range rules {
+		fmt.Fprintf(h, "%s:", r.Chain.Name)
+		for _, e := range r.Exprs { // each a pointer: %#v prints what it points to
+			fmt.Fprintf(h, " %#v", e)
+		}
+		fmt.Fprintln(h)
+	}
+	return append([]byte("nftrtpproxy:"), h.Sum(nil)[:16]...)
+}
+
+// rulesAre reports whether the table's chains hold exactly as many rules
+// as want, each stamped with stamp: then Setup has nothing to change.
+// Replacing the rules of a table with 100k sessions costs the kernel most
+// of a second (it revalidates the rules against the big maps), which a
+// restart need not pay when the gates and the code are unchanged.
+func (d *nftDataplane) rulesAre(want []*nftables.Rule, stamp []byte) bool {
+	count := map[string]int{}
+	for _, r := range want {
+		count[r.Chain.Name]++
+	}
+	for _, c := range []*nftables.Chain{d.obj.raw, d.obj.pre, d.obj.post} {
+		have, err := d.nft.GetRules(d.obj.table, c)
+		if err != nil || len(have) != count[c.Name] {
+			return false
+		}
+		for _, r := range have {
+			if !bytes.Equal(r.UserData, stamp) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // elements groups the set elements of a batch by set.

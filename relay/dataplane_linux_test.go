@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -209,5 +210,64 @@ func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 	// Deleting it again is not an error (it may have expired meanwhile).
 	if err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
 		t.Errorf("deleting a gone flow: %v", err)
+	}
+}
+
+// Setup leaves the table alone when its rules are already those of the
+// same gates (a restart: replacing them costs the kernel a walk of every
+// big map), and replaces them when the gates differ or a rule went
+// missing. The generation id tells whether Setup committed; the nft CLI is
+// the oracle for the rules.
+func TestKernelSetupSkipsUnchangedRules(t *testing.T) {
+	ns, fd := kernelNS(t)
+	ctx := context.Background()
+	openKernel(t, fd) // a first run installs the rules
+	d, err := Open(Options{NetNS: fd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	gen := func() uint32 {
+		t.Helper()
+		g, err := d.Generation(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.ID
+	}
+	before := gen()
+	if err := d.Setup(ctx, testGates()); err != nil {
+		t.Fatal(err)
+	}
+	if after := gen(); after != before {
+		t.Errorf("Setup with the same gates committed (generation %d -> %d), want no change", before, after)
+	}
+
+	other := testGates()
+	other[0].Last--
+	if err := d.Setup(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if after := gen(); after == before {
+		t.Error("Setup with other gates did not commit")
+	}
+	want := fmt.Sprintf("udp dport %d-%d", other[0].First, other[0].Last)
+	if listing := nft(t, ns, "list", "chain", "inet", TableName, "raw"); !strings.Contains(listing, want) {
+		t.Errorf("raw chain lacks %q after Setup with other gates:\n%s", want, listing)
+	}
+
+	// Someone deletes a rule: the next Setup puts the rules back.
+	out := nft(t, ns, "-a", "list", "chain", "inet", TableName, "post")
+	i := strings.LastIndex(out, "# handle ")
+	if i < 0 {
+		t.Fatalf("no rule handle in:\n%s", out)
+	}
+	handle := strings.Fields(out[i+len("# handle "):])[0]
+	nft(t, ns, "delete", "rule", "inet", TableName, "post", "handle", handle)
+	if err := d.Setup(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(nft(t, ns, "list", "chain", "inet", TableName, "post"), "to ct mark map @snat"); n != 2 {
+		t.Errorf("post chain has %d snat rules after Setup, want 2", n)
 	}
 }
