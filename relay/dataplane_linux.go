@@ -97,7 +97,7 @@ func (d *nftDataplane) dialConntrack() (*conntrack.Conn, error) {
 // may hold unread acknowledgements, so it is replaced.
 func (d *nftDataplane) flush() error {
 	err := d.nft.Flush()
-	d.gen.committed(err)
+	d.gen.Committed(err)
 	if err == nil {
 		return nil
 	}
@@ -228,7 +228,7 @@ func firstValid(aps ...netip.AddrPort) netip.AddrPort {
 // element connection may hold unread replies, so it is replaced.
 func (d *nftDataplane) commit(del, add elements) error {
 	err := d.el.commit(del, add)
-	d.gen.committed(err)
+	d.gen.Committed(err)
 	if err == nil {
 		return nil
 	}

@@ -11,27 +11,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// genTracker follows the ruleset generation between calls to Generation:
-// how many transactions this dataplane committed since, and whether one
-// failed (its effect, and so the generation, is then unknown). Guarded by
-// nftDataplane.mu.
+// genTracker reads the ruleset generation and counts the dataplane's
+// transactions between readings. Guarded by nftDataplane.mu.
 type genTracker struct {
-	conn    *netlink.Conn // a small socket of its own: google/nftables has no GETGEN
-	boot    string
-	cookie  uint64
-	last    uint32
-	seen    bool
-	commits uint32
-	failed  bool
-}
-
-// committed records the outcome of one of the dataplane's transactions.
-func (g *genTracker) committed(err error) {
-	if err != nil {
-		g.failed = true
-		return
-	}
-	g.commits++
+	GenerationCounter
+	conn   *netlink.Conn // a small socket of its own: google/nftables has no GETGEN
+	boot   string
+	cookie uint64
 }
 
 // dial opens the tracker's socket on first use.
@@ -127,9 +113,13 @@ func (d *nftDataplane) Generation(ctx context.Context) (Generation, error) {
 	if err != nil {
 		return Generation{}, opError("read ruleset generation", err)
 	}
-	// The kernel skips id 0 when the counter wraps; a wrap is simply not
-	// recognised as own, which only costs a full listing.
-	own := g.seen && !g.failed && g.last+g.commits >= g.last && id == g.last+g.commits
-	g.last, g.seen, g.commits, g.failed = id, true, 0, false
-	return Generation{Boot: g.boot, NetNS: g.cookie, ID: id, Own: own}, nil
+	return g.Read(Generation{Boot: g.boot, NetNS: g.cookie, ID: id}), nil
+}
+
+// Expected predicts the generation from the transactions since the last
+// reading, without asking the kernel.
+func (d *nftDataplane) Expected() (Generation, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.gen.Expected()
 }

@@ -192,6 +192,10 @@ type Dataplane interface {
 	// Generation reads the namespace's ruleset generation, which tells
 	// whether anything was committed since an earlier reading.
 	Generation(ctx context.Context) (Generation, error)
+	// Expected is the generation the kernel is at if nobody else has
+	// committed since the last Generation that was Own, without asking
+	// the kernel (GenerationCounter.Expected).
+	Expected() (Generation, bool)
 }
 
 // ErrFlowsRemain marks an Apply whose transaction was committed but whose

@@ -42,9 +42,11 @@ type journal struct {
 }
 
 // generations tells the ruleset generation the kernel is at, if it is known
-// without asking it.
+// without asking it (relay.Dataplane.Expected: the dataplane counts its
+// transactions since it last read the generation, so a stamp costs no
+// round trip to the kernel).
 type generations interface {
-	current() (relay.Generation, bool)
+	Expected() (relay.Generation, bool)
 }
 
 type record struct {
@@ -177,7 +179,7 @@ func (j *journal) stamp() (relay.Generation, bool) {
 	if j.gen == nil || j.failed {
 		return relay.Generation{}, false
 	}
-	return j.gen.current()
+	return j.gen.Expected()
 }
 
 // compact rewrites the journal with one record per session and reopens it

@@ -34,14 +34,9 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.j = j
-	dp, ok := m.dp.(*counted)
-	if !ok {
-		dp = &counted{Dataplane: m.dp}
-		m.dp = dp
-	}
-	j.gen = dp
-	// Read before Setup, which commits too.
-	before, err := dp.Generation(ctx)
+	j.gen = m.dp
+	// Read before Setup, which may commit too.
+	before, err := m.dp.Generation(ctx)
 	if err != nil {
 		m.log.Warn("reading the ruleset generation failed; listing the table", "err", err)
 	}
@@ -77,7 +72,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	// Every commit since before was ours: the table holds the sessions'
 	// legs, and the count of our commits from here stamps the journal.
-	if _, err := dp.Generation(ctx); err != nil {
+	if _, err := m.dp.Generation(ctx); err != nil {
 		m.log.Warn("reading the ruleset generation failed; the next start lists the table", "err", err)
 	}
 	for _, e := range m.sessions {

@@ -29,15 +29,9 @@ type Memory struct {
 	flushed   []uint32
 	deleted   []relay.Flow
 	events    chan relay.Flow
-	gen       memoryGen
+	genID     uint32 // the modelled kernel's generation: one step per commit, by anyone
+	gen       relay.GenerationCounter
 	legsRead  int
-}
-
-// memoryGen models the kernel's ruleset generation: one step per committed
-// batch, counted as own until someone calls Foreign.
-type memoryGen struct {
-	id, last, commits uint32
-	seen, failed      bool
 }
 
 var _ relay.Dataplane = (*Memory)(nil)
@@ -67,12 +61,12 @@ func (m *Memory) Setup(ctx context.Context, gates []relay.Gate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.takeFailure(); err != nil {
-		m.gen.failed = true
+		m.gen.Committed(err)
 		return err
 	}
 	m.gates = append([]relay.Gate(nil), gates...)
-	m.gen.id++
-	m.gen.commits++
+	m.genID++
+	m.gen.Committed(nil)
 	return nil
 }
 
@@ -90,7 +84,7 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.takeFailure(); err != nil {
-		m.gen.failed = true
+		m.gen.Committed(err)
 		return err
 	}
 	next := make(map[uint32]relay.Leg, len(m.legs))
@@ -116,8 +110,8 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 	m.legs = next
 	m.applied++
 	if len(b.Remove)+len(b.Add) > 0 {
-		m.gen.id++
-		m.gen.commits++
+		m.genID++
+		m.gen.Committed(nil)
 	}
 	m.flushed = append(m.flushed, b.ToFlush()...)
 	m.deleted = append(m.deleted, b.Delete...)
@@ -221,10 +215,14 @@ func (m *Memory) Close() error { return nil }
 func (m *Memory) Generation(ctx context.Context) (relay.Generation, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	g := &m.gen
-	own := g.seen && !g.failed && g.id == g.last+g.commits
-	g.last, g.seen, g.commits, g.failed = g.id, true, 0, false
-	return relay.Generation{Boot: "memory", NetNS: 1, ID: g.id, Own: own}, nil
+	return m.gen.Read(relay.Generation{Boot: "memory", NetNS: 1, ID: m.genID}), nil
+}
+
+// Expected is as the kernel dataplane's.
+func (m *Memory) Expected() (relay.Generation, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gen.Expected()
 }
 
 // Foreign records a transaction committed by someone else (as `nft add
@@ -232,7 +230,7 @@ func (m *Memory) Generation(ctx context.Context) (relay.Generation, error) {
 func (m *Memory) Foreign() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.gen.id++
+	m.genID++
 }
 
 // LegsRead counts the calls to Legs: how often the table was listed.
