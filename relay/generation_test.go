@@ -1,6 +1,9 @@
 package relay
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestGenerationCounterTellsOwnReadingsAndPredicts(t *testing.T) {
 	var c GenerationCounter
@@ -37,8 +40,4 @@ func TestGenerationCounterTellsOwnReadingsAndPredicts(t *testing.T) {
 	}
 }
 
-var errTest = errorString("failed")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errTest = errors.New("failed")
