@@ -33,7 +33,7 @@ type journal struct {
 	live int // records that describe current sessions
 	dead int // records superseded since the last compaction
 
-	locks  map[string]uint8 // installed locks by session id
+	locks  map[string]uint8 // locks by session id as loaded, for Start; nil after it
 	gen    generations      // where stamps come from; nil: none
 	failed bool             // a write failed: stamp nothing more
 	torn   bool             // the file ends in a torn record
@@ -78,7 +78,7 @@ func openJournal(dir string) (*journal, map[string]*Session, error) {
 	}
 	if j.torn {
 		// Appending after a torn line would glue the next record to it.
-		return j, sessions, j.compact(sessions)
+		return j, sessions, j.compact(sessions, j.locks)
 	}
 	if j.f, err = os.OpenFile(j.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640); err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
@@ -184,7 +184,7 @@ func (j *journal) stamp() (relay.Generation, bool) {
 
 // compact rewrites the journal with one record per session and reopens it
 // for appending.
-func (j *journal) compact(sessions map[string]*Session) error {
+func (j *journal) compact(sessions map[string]*Session, locks map[string]uint8) error {
 	tmp := j.path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
 	if err != nil {
@@ -193,7 +193,7 @@ func (j *journal) compact(sessions map[string]*Session) error {
 	w := bufio.NewWriterSize(f, 1<<20)
 	enc := json.NewEncoder(w)
 	for id, s := range sessions {
-		if err := enc.Encode(record{Op: "put", Session: s, Locks: j.locks[id]}); err != nil {
+		if err := enc.Encode(record{Op: "put", Session: s, Locks: locks[id]}); err != nil {
 			f.Close()
 			return fmt.Errorf("journal: %w", err)
 		}
@@ -255,19 +255,13 @@ func (j *journal) put(s *Session, installed []relay.Leg, isNew bool) error {
 	} else {
 		j.dead++
 	}
-	locks := lockBits(installed)
-	if err := j.write(record{Op: "put", Session: s, Locks: locks}); err != nil {
-		return err
-	}
-	j.locks[s.ID] = locks
-	return nil
+	return j.write(record{Op: "put", Session: s, Locks: lockBits(installed)})
 }
 
 // del records the deletion of id.
 func (j *journal) del(id string) error {
 	j.live--
 	j.dead += 2
-	delete(j.locks, id)
 	return j.write(record{Op: "del", ID: id})
 }
 

@@ -253,10 +253,11 @@ func (m *Manager) installed(e *entry) ([]relay.Leg, bool) {
 
 func (m *Manager) compact() error {
 	all := make(map[string]*Session, len(m.sessions))
+	locks := make(map[string]uint8, len(m.sessions))
 	for id, e := range m.sessions {
-		all[id] = e.s
+		all[id], locks[id] = e.s, lockBits(m.legsOf(e))
 	}
-	return m.j.compact(all)
+	return m.j.compact(all, locks)
 }
 
 func (m *Manager) get(id string) (*entry, error) {

@@ -230,11 +230,8 @@ func (m *Manager) recordStart(journaled map[string]*Session) error {
 			changed = append(changed, e)
 		}
 	}
+	j.locks = nil // from here the Manager's entries tell the locks
 	if 2*(len(dropped)+len(changed)) > len(m.sessions) || j.needsCompaction() {
-		j.locks = make(map[string]uint8, len(m.sessions))
-		for id, e := range m.sessions {
-			j.locks[id] = lockBits(m.legsOf(e))
-		}
 		return m.compact()
 	}
 	for _, id := range dropped {
