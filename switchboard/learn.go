@@ -74,7 +74,7 @@ func (m *Manager) Learn(f relay.Flow) {
 		m.deleteStale([]relay.Flow{f}) // a flow of a previous owner of this mark
 		return
 	}
-	if lock := legs[legIndex(sideA, rtcp)].Lock; lock.IsValid() && lock != f.Src {
+	if lock := legs[legOf(f.Mark)].Lock; lock.IsValid() && lock != f.Src {
 		m.dropStranger(e, f)
 		return
 	}
@@ -113,18 +113,6 @@ func (m *Manager) learn(e *entry, f relay.Flow, sideA, rtcp bool) {
 		return
 	}
 	m.log.Info("peer learned", "session", s.ID, "side", sideName(sideA), "rtcp", rtcp, "source", f.Src)
-}
-
-// legIndex is the position of a leg in a session's legs.
-func legIndex(sideA, rtcp bool) int {
-	k := legBRTP
-	if sideA {
-		k = legARTP
-	}
-	if rtcp {
-		k++
-	}
-	return k
 }
 
 // dropStranger deletes the flow of a source other than the one a leg is
