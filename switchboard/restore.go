@@ -62,7 +62,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
-		repair = diffLegs(have, m.installedLegs())
+		repair = diffLegs(have, m.allLegs())
 		if err := m.applyChunked(ctx, repair); err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
@@ -145,7 +145,8 @@ func (m *Manager) installAll() {
 	}
 }
 
-func (m *Manager) installedLegs() []relay.Leg {
+// allLegs returns the legs of every session, as the kernel is to hold them.
+func (m *Manager) allLegs() []relay.Leg {
 	legs := make([]relay.Leg, 0, legsPerSession*len(m.sessions))
 	for _, e := range m.sessions {
 		l, _ := m.installed(e)
@@ -169,7 +170,7 @@ func (m *Manager) journaledRepair(journaled map[string]*Session, locks map[strin
 			return relay.Batch{}, false
 		}
 		indexes[s.Index] = true
-		old := installedLegs(s, locks[id])
+		old := journaledLegs(s, locks[id])
 		for _, l := range old {
 			if gates[l.Gate] {
 				return relay.Batch{}, false
@@ -268,10 +269,10 @@ func (m *Manager) flushOrphans(ctx context.Context) error {
 // endOfTime is after every learning window.
 var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// installedLegs are the legs of s with the locks of bits: a lock, once
+// journaledLegs are the legs of s with the locks of bits: a lock, once
 // installed, is the learned source or (answered, window closed) the
 // signalled address, which legs computes at any time after the window.
-func installedLegs(s *Session, bits uint8) [legsPerSession]relay.Leg {
+func journaledLegs(s *Session, bits uint8) [legsPerSession]relay.Leg {
 	l := s.legs(Timeouts{}, endOfTime)
 	for k := range l {
 		if bits&(1<<k) == 0 {
