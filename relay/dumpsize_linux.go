@@ -24,11 +24,7 @@ const dumpBuffer = 32 << 10
 // the largest seen), cutting the number of messages eightfold. The receive
 // answers a harmless NFT_MSG_GETGEN request.
 func widenDumps(c *netlink.Conn) error {
-	req := netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
-		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
-	}
-	if _, err := c.Send(req); err != nil {
+	if _, err := c.Send(getGen()); err != nil {
 		return fmt.Errorf("widen dumps: %w", err)
 	}
 	raw, err := c.SyscallConn()

@@ -69,13 +69,17 @@ func netnsCookie(c *netlink.Conn) (uint64, error) {
 	return cookie, nil
 }
 
-// genID asks the kernel for the current generation id (NFT_MSG_GETGEN).
-func (g *genTracker) genID() (uint32, error) {
-	req := netlink.Message{
+// getGen is the NFT_MSG_GETGEN request.
+func getGen() netlink.Message {
+	return netlink.Message{
 		Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
 		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
 	}
-	msgs, err := g.conn.Execute(req)
+}
+
+// genID asks the kernel for the current generation id (NFT_MSG_GETGEN).
+func (g *genTracker) genID() (uint32, error) {
+	msgs, err := g.conn.Execute(getGen())
 	if err != nil {
 		return 0, err
 	}
