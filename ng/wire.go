@@ -1,11 +1,13 @@
 package ng
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/zeebo/bencode"
 )
@@ -51,11 +53,37 @@ func decodeDict(body []byte, asJSON bool) (map[string]any, error) {
 	if err := checkBencode(body); err != nil {
 		return nil, fmt.Errorf("%w: %w", errBencode, err)
 	}
-	if err := bencode.DecodeBytes(body, &dict); err != nil {
+	rd := readers.Get().(*bodyReader)
+	defer rd.release()
+	rd.body.Reset(body)
+	rd.buf.Reset(&rd.body)
+	if err := bencode.NewDecoder(rd.buf).Decode(&dict); err != nil {
 		return nil, fmt.Errorf("%w: %w", errBencode, err)
 	}
 	return dict, nil
 }
+
+// bodyReader is what the bencode decoder reads a request through. The
+// decoder wraps its input in a bufio.Reader unless it is one already (of
+// at least the default size), so handing it a pooled one saves a 4 KiB
+// buffer per request; decoded strings are copies, never views of it.
+type bodyReader struct {
+	body bytes.Reader
+	buf  *bufio.Reader
+}
+
+// release returns rd to the pool without the request it read.
+func (rd *bodyReader) release() {
+	rd.body.Reset(nil)
+	rd.buf.Reset(&rd.body)
+	readers.Put(rd)
+}
+
+var readers = sync.Pool{New: func() any {
+	rd := &bodyReader{}
+	rd.buf = bufio.NewReader(&rd.body)
+	return rd
+}}
 
 // checkBencode walks one bencoded value and the blanks after it, so that
 // the decoder never sees a string longer than the datagram (it would
