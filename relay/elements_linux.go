@@ -1,7 +1,10 @@
 package relay
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -17,115 +20,240 @@ import (
 // acknowledgement with two system calls into a fresh page: a call's three
 // transactions cost ~40 system calls and ~60 KiB of garbage, a fifth of the
 // daemon's CPU per call. Here only the batch's last message asks for an
-// acknowledgement. The kernel runs a whole nftables batch inside the send
-// and delivers its errors and acknowledgements in message order once the
-// batch is committed or aborted, so the last acknowledgement ends the
-// batch and any error before it fails it.
+// acknowledgement, and the batch is encoded into, and the answers read
+// from, buffers the writer keeps (netlink's attribute encoder and Receive
+// allocate per attribute and per read: ~15 KiB per request). The kernel
+// runs a whole nftables batch inside the send and delivers its errors and
+// acknowledgements in message order once the batch is committed or
+// aborted, so the last acknowledgement ends the batch and any error before
+// it fails it.
 type elementWriter struct {
 	conn  *netlink.Conn
+	raw   syscall.RawConn
 	table string
 	// maxPerMsg bounds the elements of one message (DESIGN: the nested
 	// attribute's 16-bit length overflows near 1,365 elements).
 	maxPerMsg int
+	seq       uint32
+	out, in   []byte // the batch being sent; the answers being read
 }
+
+// answerBuffer holds any answer to a batch: acknowledgements and errors,
+// which quote only the failed message's header (NETLINK_CAP_ACK) and an
+// extended-acknowledgement text.
+const answerBuffer = 64 << 10
 
 func dialElementWriter(netns int, table string, maxPerMsg int) (*elementWriter, error) {
 	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: netns})
 	if err != nil {
 		return nil, err
 	}
+	w := &elementWriter{conn: c, table: table, maxPerMsg: maxPerMsg, in: make([]byte, answerBuffer)}
 	if err := c.SetWriteBuffer(socketBuffer); err != nil {
 		_ = c.Close()
 		return nil, err
 	}
-	return &elementWriter{conn: c, table: table, maxPerMsg: maxPerMsg}, nil
+	if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	if w.raw, err = c.SyscallConn(); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return w, nil
 }
 
 func (w *elementWriter) close() error { return w.conn.Close() }
 
+// Netlink and nftables framing (linux/netlink.h, linux/netfilter/nfnetlink.h).
+const (
+	nlmsgHeaderLen = unix.NLMSG_HDRLEN // length, type, flags, sequence, port
+	nfgenLen       = 4                 // family, version, resource id
+	attrHeaderLen  = unix.SizeofNlAttr
+)
+
 // commit removes del and adds add in one transaction.
 func (w *elementWriter) commit(del, add elements) error {
-	msgs := []netlink.Message{batchMessage(unix.NFNL_MSG_BATCH_BEGIN)}
+	w.out = w.out[:0]
+	w.message(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
+	last := -1 // offset of the last element message
 	for _, part := range []struct {
 		els   elements
 		typ   int
-		flags netlink.HeaderFlags
+		flags uint16
 	}{
-		{del, unix.NFT_MSG_DELSETELEM, netlink.Request},
-		{add, unix.NFT_MSG_NEWSETELEM, netlink.Request | netlink.Create},
+		{del, unix.NFT_MSG_DELSETELEM, unix.NLM_F_REQUEST},
+		{add, unix.NFT_MSG_NEWSETELEM, unix.NLM_F_REQUEST | unix.NLM_F_CREATE},
 	} {
 		for s, els := range part.els {
 			for len(els) > 0 {
 				n := min(len(els), w.maxPerMsg)
-				data, err := w.elementList(s, els[:n])
-				if err != nil {
+				last = len(w.out)
+				if err := w.elementMessage(unix.NFNL_SUBSYS_NFTABLES<<8|part.typ, part.flags, s, els[:n]); err != nil {
 					return fmt.Errorf("set %s: %w", s.Name, err)
 				}
-				msgs = append(msgs, netlink.Message{
-					Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | part.typ), Flags: part.flags},
-					Data:   data,
-				})
 				els = els[n:]
 			}
 		}
 	}
-	if len(msgs) == 1 {
+	if last < 0 {
 		return nil
 	}
-	msgs[len(msgs)-1].Header.Flags |= netlink.Acknowledge
-	msgs = append(msgs, batchMessage(unix.NFNL_MSG_BATCH_END))
-	sent, err := w.conn.SendMessages(msgs)
-	if err != nil {
+	flags := binary.NativeEndian.Uint16(w.out[last+6:])
+	binary.NativeEndian.PutUint16(w.out[last+6:], flags|unix.NLM_F_ACK)
+	ackSeq := binary.NativeEndian.Uint32(w.out[last+8:])
+	w.message(unix.NFNL_MSG_BATCH_END, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
+	if err := w.send(); err != nil {
+		return &netlink.OpError{Op: "send", Err: err}
+	}
+	return w.awaitAck(ackSeq)
+}
+
+// message appends a message header and an nfgenmsg, and returns the
+// message's offset; its length covers just those until attributes follow
+// and the caller sets it again.
+func (w *elementWriter) message(typ int, flags uint16, family uint8, resID uint16) int {
+	start := len(w.out)
+	w.seq++
+	w.out = binary.NativeEndian.AppendUint32(w.out, nlmsgHeaderLen+nfgenLen)
+	w.out = binary.NativeEndian.AppendUint16(w.out, uint16(typ))
+	w.out = binary.NativeEndian.AppendUint16(w.out, flags)
+	w.out = binary.NativeEndian.AppendUint32(w.out, w.seq)
+	w.out = binary.NativeEndian.AppendUint32(w.out, 0) // port: the kernel's
+	w.out = append(w.out, family, unix.NFNETLINK_V0)
+	w.out = binary.BigEndian.AppendUint16(w.out, resID)
+	return start
+}
+
+// elementMessage appends one NFT_MSG_{NEW,DEL}SETELEM message.
+func (w *elementWriter) elementMessage(typ int, flags uint16, s *nftables.Set, els []nftables.SetElement) error {
+	start := w.message(typ, flags, unix.NFPROTO_INET, 0)
+	w.stringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, w.table)
+	w.stringAttr(unix.NFTA_SET_ELEM_LIST_SET, s.Name)
+	list := w.beginAttr(unix.NFTA_SET_ELEM_LIST_ELEMENTS | unix.NLA_F_NESTED)
+	for _, el := range els {
+		item := w.beginAttr(unix.NFTA_LIST_ELEM | unix.NLA_F_NESTED)
+		w.dataAttr(unix.NFTA_SET_ELEM_KEY, el.Key)
+		if len(el.Val) > 0 {
+			w.dataAttr(unix.NFTA_SET_ELEM_DATA, el.Val)
+		}
+		w.endAttr(item)
+	}
+	if err := w.endAttr(list); err != nil {
 		return err
 	}
-	last := sent[len(sent)-2].Header.Sequence
-	for {
-		replies, err := w.conn.Receive() // an error message comes back as err
-		if err != nil {
-			return err
-		}
-		for _, r := range replies {
-			if r.Header.Type == netlink.Error && r.Header.Sequence == last {
-				return nil
-			}
-		}
-	}
+	binary.NativeEndian.PutUint32(w.out[start:], uint32(len(w.out)-start))
+	return nil
 }
 
-// elementList encodes one NFT_MSG_{NEW,DEL}SETELEM message body.
-func (w *elementWriter) elementList(s *nftables.Set, els []nftables.SetElement) ([]byte, error) {
-	ae := netlink.NewAttributeEncoder()
-	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, w.table)
-	ae.String(unix.NFTA_SET_ELEM_LIST_SET, s.Name)
-	ae.Nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, func(list *netlink.AttributeEncoder) error {
-		for _, el := range els {
-			list.Nested(unix.NFTA_LIST_ELEM, func(item *netlink.AttributeEncoder) error {
-				item.Nested(unix.NFTA_SET_ELEM_KEY, func(k *netlink.AttributeEncoder) error {
-					k.Bytes(unix.NFTA_DATA_VALUE, el.Key)
-					return nil
-				})
-				if len(el.Val) > 0 {
-					item.Nested(unix.NFTA_SET_ELEM_DATA, func(v *netlink.AttributeEncoder) error {
-						v.Bytes(unix.NFTA_DATA_VALUE, el.Val)
-						return nil
-					})
-				}
-				return nil
-			})
-		}
-		return nil
+// errAttrTooLong is a nested attribute past netlink's 16-bit length.
+var errAttrTooLong = errors.New("netlink attribute longer than 65535 bytes")
+
+func (w *elementWriter) beginAttr(typ uint16) int {
+	start := len(w.out)
+	w.out = binary.NativeEndian.AppendUint16(w.out, 0)
+	w.out = binary.NativeEndian.AppendUint16(w.out, typ)
+	return start
+}
+
+// endAttr sets the length of the attribute at start and pads it to 4 bytes.
+func (w *elementWriter) endAttr(start int) error {
+	n := len(w.out) - start
+	if n > 0xffff {
+		return errAttrTooLong
+	}
+	binary.NativeEndian.PutUint16(w.out[start:], uint16(n))
+	for len(w.out)%unix.NLA_ALIGNTO != 0 {
+		w.out = append(w.out, 0)
+	}
+	return nil
+}
+
+func (w *elementWriter) bytesAttr(typ uint16, b []byte) {
+	a := w.beginAttr(typ)
+	w.out = append(w.out, b...)
+	_ = w.endAttr(a)
+}
+
+func (w *elementWriter) stringAttr(typ uint16, s string) {
+	a := w.beginAttr(typ)
+	w.out = append(append(w.out, s...), 0)
+	_ = w.endAttr(a)
+}
+
+// dataAttr appends typ holding a nested NFTA_DATA_VALUE of b.
+func (w *elementWriter) dataAttr(typ uint16, b []byte) {
+	a := w.beginAttr(typ | unix.NLA_F_NESTED)
+	w.bytesAttr(unix.NFTA_DATA_VALUE, b)
+	_ = w.endAttr(a)
+}
+
+// send writes the batch in one datagram.
+func (w *elementWriter) send() error {
+	var err error
+	cerr := w.raw.Write(func(fd uintptr) bool {
+		err = unix.Sendto(int(fd), w.out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return err != unix.EAGAIN
 	})
-	attrs, err := ae.Encode()
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...), nil
+	return errors.Join(cerr, err)
 }
 
-// batchMessage is the begin or end marker of an nftables batch.
-func batchMessage(typ int) netlink.Message {
-	return netlink.Message{
-		Header: netlink.Header{Type: netlink.HeaderType(typ), Flags: netlink.Request},
-		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES},
+// awaitAck reads answers until the acknowledgement of message seq; an error
+// answer before it fails the batch.
+func (w *elementWriter) awaitAck(seq uint32) error {
+	for {
+		var n int
+		var err error
+		cerr := w.raw.Read(func(fd uintptr) bool {
+			n, _, err = unix.Recvfrom(int(fd), w.in, 0)
+			return err != unix.EAGAIN
+		})
+		if err = errors.Join(cerr, err); err != nil {
+			return &netlink.OpError{Op: "receive", Err: err}
+		}
+		for b := w.in[:n]; len(b) >= nlmsgHeaderLen; {
+			l := int(binary.NativeEndian.Uint32(b))
+			if l < nlmsgHeaderLen || l > len(b) {
+				return &netlink.OpError{Op: "receive", Err: fmt.Errorf("malformed answer of %d bytes in %d", l, len(b))}
+			}
+			typ := binary.NativeEndian.Uint16(b[4:])
+			mseq := binary.NativeEndian.Uint32(b[8:])
+			if typ == unix.NLMSG_ERROR && l >= nlmsgHeaderLen+4 {
+				if code := int32(binary.NativeEndian.Uint32(b[nlmsgHeaderLen:])); code != 0 {
+					return &netlink.OpError{Op: "receive", Err: unix.Errno(-code), Message: extAckText(b[:l])}
+				}
+				if mseq == seq {
+					return nil
+				}
+			}
+			b = b[min(nlmsgAlign(l), len(b)):]
+		}
 	}
+}
+
+func nlmsgAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+
+// extAckText is the kernel's explanation in an error answer, if it gave
+// one (NLMSGERR_ATTR_MSG after the quoted header; NETLINK_CAP_ACK).
+func extAckText(m []byte) string {
+	if binary.NativeEndian.Uint16(m[6:])&unix.NLM_F_ACK_TLVS == 0 {
+		return ""
+	}
+	b := m[min(nlmsgHeaderLen+4+nlmsgHeaderLen, len(m)):]
+	for len(b) >= attrHeaderLen {
+		l := int(binary.NativeEndian.Uint16(b))
+		if l < attrHeaderLen || l > len(b) {
+			return ""
+		}
+		if binary.NativeEndian.Uint16(b[2:])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == unix.NLMSGERR_ATTR_MSG {
+			s := b[attrHeaderLen:l]
+			for len(s) > 0 && s[len(s)-1] == 0 {
+				s = s[:len(s)-1]
+			}
+			return string(s)
+		}
+		b = b[min((l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1), len(b)):]
+	}
+	return ""
 }
