@@ -115,11 +115,10 @@ func (m *Manager) apply(ctx context.Context, e *entry, b relay.Batch) error {
 // another gate or goes to another peer. A nil e (no session) makes every
 // flow stale.
 func (m *Manager) stale(e *entry, f relay.Flow) bool {
-	legs, ok := m.installed(e)
+	l, ok := m.installedLeg(e, legOf(f.Mark))
 	if !ok {
 		return true
 	}
-	l := legs[legOf(f.Mark)]
 	return f.Dst != l.Gate || (f.Peer.IsValid() && f.Peer != l.Peer)
 }
 

@@ -69,12 +69,12 @@ func (m *Manager) Learn(f relay.Flow) {
 	if !f.Src.IsValid() {
 		return
 	}
-	legs, ok := m.installed(e)
-	if !ok || f.Dst != legs[legOf(f.Mark)].Gate {
+	leg, ok := m.installedLeg(e, legOf(f.Mark))
+	if !ok || f.Dst != leg.Gate {
 		m.deleteStale([]relay.Flow{f}) // a flow of a previous owner of this mark
 		return
 	}
-	if lock := legs[legOf(f.Mark)].Lock; lock.IsValid() && lock != f.Src {
+	if lock := leg.Lock; lock.IsValid() && lock != f.Src {
 		m.dropStranger(e, f)
 		return
 	}

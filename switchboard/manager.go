@@ -251,6 +251,16 @@ func (m *Manager) installed(e *entry) ([]relay.Leg, bool) {
 	return l[:], true
 }
 
+// installedLeg is leg k of installed(e), without building the others' slice:
+// the per-flow checks of learning and the media timeout call it for every
+// flow the kernel reports.
+func (m *Manager) installedLeg(e *entry, k int) (relay.Leg, bool) {
+	if e == nil || !e.hasLegs {
+		return relay.Leg{}, false
+	}
+	return e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, e.legsAt)[k], true
+}
+
 func (m *Manager) compact() error {
 	all := make(map[string]*Session, len(m.sessions))
 	locks := make(map[string]uint8, len(m.sessions))
