@@ -119,18 +119,35 @@ type Batch struct {
 // Stale returns the marks whose conntrack entries b makes stale: every
 // removed leg, unless it is added back with only its lock changed.
 func (b Batch) Stale() []uint32 {
-	added := make(map[uint32]Leg, len(b.Add))
-	for _, l := range b.Add {
-		added[l.Mark] = l
+	var byMark map[uint32]Leg // a request's few legs are scanned, a restart's repair indexed
+	if len(b.Add) > 8 {
+		byMark = make(map[uint32]Leg, len(b.Add))
+		for _, l := range b.Add {
+			byMark[l.Mark] = l
+		}
 	}
 	var out []uint32
 	for _, old := range b.Remove {
-		if l, ok := added[old.Mark]; ok && onlyLockDiffers(old, l) {
+		if l, ok := addedLeg(b.Add, byMark, old.Mark); ok && onlyLockDiffers(old, l) {
 			continue
 		}
 		out = append(out, old.Mark)
 	}
 	return out
+}
+
+// addedLeg finds the leg of mark in add, through byMark when it is built.
+func addedLeg(add []Leg, byMark map[uint32]Leg, mark uint32) (Leg, bool) {
+	if byMark != nil {
+		l, ok := byMark[mark]
+		return l, ok
+	}
+	for _, l := range add {
+		if l.Mark == mark {
+			return l, true
+		}
+	}
+	return Leg{}, false
 }
 
 // ToFlush returns the marks whose conntrack entries applying b deletes by
