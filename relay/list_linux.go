@@ -195,16 +195,17 @@ func flowOf(f conntrack.Flow, seen time.Time) Flow {
 	}
 }
 
-// Watch reports every new flow of a relay leg to fn, in the order the kernel
-// sends them, until ctx is done. Events lost to a full socket buffer end the
-// watch with an error; the caller re-reads Flows and watches again.
+// Watch reports every new and every ended flow of a relay leg to fn, in
+// the order the kernel sends them, until ctx is done. Events lost to a full
+// socket buffer end the watch with an error; the caller re-reads Flows and
+// watches again.
 func (d *nftDataplane) Watch(ctx context.Context, fn func(Flow)) error {
 	c, err := d.dialConntrack()
 	if err != nil {
 		return opError("watch flows", err)
 	}
 	events := make(chan conntrack.Event, 1024)
-	errs, err := c.Listen(events, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew})
+	errs, err := c.Listen(events, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy})
 	if err != nil {
 		_ = c.Close()
 		return opError("watch flows", err)
@@ -225,7 +226,9 @@ func (d *nftDataplane) Watch(ctx context.Context, fn func(Flow)) error {
 			return opError("watch flows", err)
 		case ev := <-events:
 			if ev.Flow != nil && IsMark(ev.Flow.Mark) {
-				fn(flowOf(*ev.Flow, time.Now()))
+				f := flowOf(*ev.Flow, time.Now())
+				f.Ended = ev.Type == conntrack.EventDestroy
+				fn(f)
 			}
 		}
 	}

@@ -186,6 +186,9 @@ type Flow struct {
 	// Idle is how long ago a dumped flow saw its last packet, to the
 	// second: the UDP conntrack timeout less what remains of it.
 	Idle time.Duration
+	// Ended marks a watched flow that the kernel destroyed (deleted,
+	// flushed or timed out); Packets and Bytes are its final counters.
+	Ended bool
 }
 
 // Dataplane is the kernel state of the relay. Implementations are safe for
@@ -201,8 +204,8 @@ type Dataplane interface {
 	// Flows lists the conntrack entries of the given marks, or of every
 	// relay mark when none is given.
 	Flows(ctx context.Context, marks ...uint32) ([]Flow, error)
-	// Watch calls fn for every new flow of a relay mark until ctx is done.
-	// It returns nil on cancel.
+	// Watch calls fn for every new and every ended flow of a relay mark
+	// until ctx is done. It returns nil on cancel.
 	Watch(ctx context.Context, fn func(Flow)) error
 	// Close releases the kernel connections; installed state stays.
 	Close() error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
@@ -54,6 +55,17 @@ func (e *entry) remember(f relay.Flow) {
 		return
 	}
 	e.flows[k] = append(e.flows[k], f)
+}
+
+// forget drops f from the flows remembered for its leg: the kernel ended it.
+func (e *entry) forget(f relay.Flow) {
+	if e.flows == nil {
+		return
+	}
+	k := legOf(f.Mark)
+	e.flows[k] = slices.DeleteFunc(e.flows[k], func(g relay.Flow) bool {
+		return g.Src == f.Src && g.Dst == f.Dst && g.Zone == f.Zone
+	})
 }
 
 // forgetFlows marks every leg's flows as unknown: they will be flushed by

@@ -150,3 +150,45 @@ func TestChangeStandsWhenItsStaleFlowsCannotBeDeleted(t *testing.T) {
 		t.Errorf("flushed by mark (-want +got):\n%s", diff)
 	}
 }
+
+func TestEndedFlowsCountersStayWithTheirSession(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	live := flow(s, legARTP, "192.0.2.10:4000")
+	live.Packets, live.Bytes = 5, 500
+	h.mem.SetFlows(live)
+	ended := live
+	ended.Ended, ended.Packets, ended.Bytes = true, 20, 2000
+	h.m.Learn(ended)
+	intoOtherGate := ended // not this leg's: its counters are not the session's
+	intoOtherGate.Dst = ap("192.0.2.1:30003")
+	h.m.Learn(intoOtherGate)
+	counted := func(when string) {
+		t.Helper()
+		d, err := h.m.Show(ctx, s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range d.Legs {
+			want := Counters{}
+			if i == legARTP {
+				want = Counters{Packets: 25, Bytes: 2500} // ended 20 + live 5
+			}
+			if got := (Counters{Packets: l.Packets, Bytes: l.Bytes}); got != want {
+				t.Errorf("%s: leg %s counts %+v, want %+v", when, l.Name, got, want)
+			}
+		}
+	}
+	counted("after the flow ended")
+	h.start(t, "")
+	counted("after a restart")
+	if err := h.m.Delete(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.m.Learn(ended) // of a session that is gone: ignored
+	if n := len(h.m.List()); n != 0 {
+		t.Errorf("%d sessions after the delete, want none", n)
+	}
+}

@@ -26,8 +26,9 @@ type LegStats struct {
 	From []netip.AddrPort `json:"from,omitempty"`
 }
 
-// Details is a session with its legs and counters. Counters come from the
-// live conntrack entries, so they restart when a re-point flushes a leg.
+// Details is a session with its legs and counters. A leg's counters are
+// those of its live conntrack entries plus the final counters of its
+// ended ones (Session.Ended).
 type Details struct {
 	*Session
 	Legs []LegStats `json:"legs"`
@@ -50,8 +51,12 @@ func (m *Manager) Show(ctx context.Context, id string) (*Details, error) {
 	marks := make([]uint32, len(legs))
 	for i, l := range legs {
 		marks[i] = l.Mark
-		d.Legs = append(d.Legs, LegStats{Name: legNames[i], Mark: fmt.Sprintf("%#x", l.Mark),
-			Gate: l.Gate, Peer: l.Peer, Source: l.Source, Lock: l.Lock})
+		ls := LegStats{Name: legNames[i], Mark: fmt.Sprintf("%#x", l.Mark),
+			Gate: l.Gate, Peer: l.Peer, Source: l.Source, Lock: l.Lock}
+		if s.Ended != nil {
+			ls.Packets, ls.Bytes = s.Ended[i].Packets, s.Ended[i].Bytes
+		}
+		d.Legs = append(d.Legs, ls)
 	}
 	flows, err := m.dp.Flows(ctx, marks...)
 	if err != nil {

@@ -60,13 +60,18 @@ func (m *Manager) scanFlows(ctx context.Context) {
 // window wins and locks the gate; an always-learn gate follows every new
 // source. The opposite leg is re-pointed and its stale flows deleted. A flow
 // that no longer matches its leg (it raced a change) is deleted; any other
-// is remembered for the leg's next change (flows.go).
+// is remembered for the leg's next change (flows.go). An ended flow's
+// counters are kept in its session (Session.Ended).
 func (m *Manager) Learn(f relay.Flow) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	idx, sideA, rtcp := legSide(f.Mark)
 	e := m.byIndex[idx]
 	if !f.Src.IsValid() {
+		return
+	}
+	if f.Ended {
+		m.ended(e, f)
 		return
 	}
 	leg, ok := m.installedLeg(e, legOf(f.Mark))
@@ -113,6 +118,32 @@ func (m *Manager) learn(e *entry, f relay.Flow, sideA, rtcp bool) {
 		return
 	}
 	m.log.Info("peer learned", "session", s.ID, "side", sideName(sideA), "rtcp", rtcp, "source", f.Src)
+}
+
+// ended adds the final counters of a flow the kernel destroyed to its
+// session, so that a session's counters do not drop when a leg is
+// re-pointed or a flow times out on hold. Flows of sessions that are gone
+// (their marks are never reused soon: indexes count up) and flows into
+// another gate are not the session's.
+func (m *Manager) ended(e *entry, f relay.Flow) {
+	k := legOf(f.Mark)
+	leg, ok := m.installedLeg(e, k)
+	if !ok || f.Dst != leg.Gate {
+		return
+	}
+	e.forget(f)
+	if f.Packets == 0 && f.Bytes == 0 {
+		return
+	}
+	next := e.s.clone()
+	if next.Ended == nil {
+		next.Ended = &[legsPerSession]Counters{}
+	}
+	next.Ended[k].Packets += f.Packets
+	next.Ended[k].Bytes += f.Bytes
+	if err := m.commit(context.Background(), e, next, false); err != nil {
+		m.log.Error("keeping an ended flow's counters failed", "session", e.s.ID, "source", f.Src, "err", err)
+	}
 }
 
 // dropStranger deletes the flow of a source other than the one a leg is

@@ -87,11 +87,25 @@ type Session struct {
 	// Expires is the ringing deadline; zero once answered.
 	Expires time.Time         `json:"expires,omitzero"`
 	Labels  map[string]string `json:"labels,omitempty"`
+	// Ended holds, per leg in mark order, the final counters of the leg's
+	// flows that the kernel has ended (re-pointed, flushed, or timed out on
+	// a long hold): conntrack forgets them, the session keeps them.
+	Ended *[legsPerSession]Counters `json:"ended,omitempty"`
+}
+
+// Counters are packets and bytes that entered a leg's gate.
+type Counters struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
 }
 
 func (s *Session) clone() *Session {
 	c := *s
 	c.Labels = maps.Clone(s.Labels)
+	if s.Ended != nil {
+		ended := *s.Ended
+		c.Ended = &ended
+	}
 	return &c
 }
 

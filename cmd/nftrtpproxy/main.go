@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -176,16 +177,22 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 // checkSysctls warns about kernel settings the relay depends on; it does
 // not change them (they belong to the operator).
 func checkSysctls(log *slog.Logger) {
-	for _, c := range []struct{ path, want, why string }{
-		{"/proc/sys/net/ipv4/ip_forward", "1", "relayed IPv4 media is not forwarded"},
-		{"/proc/sys/net/netfilter/nf_conntrack_acct", "1", "per-session packet counters stay at zero"},
+	for _, c := range []struct {
+		path string
+		want []string
+		why  string
+	}{
+		{"/proc/sys/net/ipv4/ip_forward", []string{"1"}, "relayed IPv4 media is not forwarded"},
+		{"/proc/sys/net/netfilter/nf_conntrack_acct", []string{"1"}, "per-session packet counters stay at zero"},
+		// 2 (the default) reports the flows created while a listener is subscribed.
+		{"/proc/sys/net/netfilter/nf_conntrack_events", []string{"1", "2"}, "peers are never learned and ended flows' counters are lost"},
 	} {
 		b, err := os.ReadFile(c.path)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err == nil && strings.TrimSpace(string(b)) != c.want {
-			log.Warn("kernel setting differs from what the relay needs", "sysctl", c.path, "want", c.want, "effect", c.why)
+		if err == nil && !slices.Contains(c.want, strings.TrimSpace(string(b))) {
+			log.Warn("kernel setting differs from what the relay needs", "sysctl", c.path, "want", strings.Join(c.want, " or "), "effect", c.why)
 		}
 	}
 }
