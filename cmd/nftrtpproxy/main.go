@@ -38,6 +38,13 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// gcPercent is the daemon's GOGC unless the environment sets one. With Go's
+// 100 the heap grows to twice the live sessions between collections: VmRSS
+// at 100k sessions measured 164–213 MiB depending on when it was read;
+// with 75, 136 MiB. Alloc+delete at 50k live sessions measured the same
+// within 2% (BenchmarkKernelAllocDelete, alternating runs).
+const gcPercent = 75
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -46,6 +53,9 @@ func main() {
 	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	if *showVersion {
 		fmt.Println("nftrtpproxy", version)
 		return
