@@ -167,6 +167,7 @@ func (n *NS) remove(ctx context.Context) error {
 // killAll sends SIGKILL to every process in the namespace but this one and
 // waits until none is left.
 func (n *NS) killAll(ctx context.Context) error {
+	n.killCommands()
 	for {
 		pids, err := n.pids(ctx)
 		if err != nil || len(pids) == 0 {

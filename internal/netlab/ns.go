@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 )
 
 // NS is a named network namespace, as `ip netns` knows it. Its methods are
@@ -16,6 +18,9 @@ import (
 type NS struct {
 	// Name is the namespace's name under /run/netns.
 	Name string
+
+	mu   sync.Mutex
+	cmds []*exec.Cmd // made by Command: killed by Close even if not inside yet
 }
 
 // Path returns the namespace's file, /run/netns/<name>: open it for a
@@ -36,9 +41,29 @@ func (n *NS) Run(ctx context.Context, name string, args ...string) ([]byte, erro
 // Command returns a command that runs name with args inside the namespace,
 // for long-running processes such as the daemon. `ip netns exec` execs name
 // in place, so the command's process is name itself: signals sent through
-// cmd.Process reach it. Close kills whatever is still running.
+// cmd.Process reach it. Close kills whatever is still running, including
+// a started command that has not entered the namespace yet (`ip netns
+// pids` cannot see it, and it would enter the namespace after its name is
+// gone and live on there).
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+	n.mu.Lock()
+	n.cmds = append(n.cmds, cmd)
+	n.mu.Unlock()
+	return cmd
+}
+
+// killCommands sends SIGKILL to every started command of Command.
+// os.Process ignores signals to a process that has been waited for.
+func (n *NS) killCommands() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, c := range n.cmds {
+		if c.Process != nil {
+			_ = c.Process.Signal(syscall.SIGKILL)
+		}
+	}
+	n.cmds = nil
 }
 
 // ListenUDP opens a UDP socket bound to addr inside the namespace.
