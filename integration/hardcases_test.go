@@ -94,24 +94,38 @@ func TestNATedCallerWhileCalleeSendsFirst(t *testing.T) {
 
 func waitLearned(t *testing.T, d *daemon, id string, ok func(*switchboard.Session) bool) *switchboard.Details {
 	t.Helper()
+	x, done := waitShow(t, d, id, func(x *switchboard.Details) bool { return ok(x.Session) })
+	if !done {
+		t.Fatalf("session did not learn in 3s: a=%+v b=%+v", x.A, x.B)
+	}
+	return x
+}
+
+// waitShow reads session id until ok accepts it, for up to 3 s, and
+// returns the last reading and whether ok accepted it.
+func waitShow(t *testing.T, d *daemon, id string, ok func(*switchboard.Details) bool) (*switchboard.Details, bool) {
+	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		x, err := d.api.Show(ctx(t), id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok(x.Session) {
-			return x
+		if ok(x) {
+			return x, true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("session did not learn in 3s: a=%+v b=%+v", x.A, x.B)
+			return x, false
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // Hard case 3: a re-INVITE moves the callee to a new port mid-call: media
-// follows at once and nothing more goes to the old port.
+// follows at once and nothing more goes to the old port. The move deletes
+// the conntrack entries of the caller's legs, and with them the kernel's
+// counters: the session keeps what they counted (the kernel's destroy
+// events carry the final counters), also across a restart.
 func TestReinviteMovesCallee(t *testing.T) {
 	lab := newLab(t)
 	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
@@ -138,6 +152,27 @@ func TestReinviteMovesCallee(t *testing.T) {
 	expectNothing(t, "old callee RTCP", old.rtcpR)
 	moved.send(t, s.GateB, 10, false)
 	expect(t, "caller after the move", a.rtpR, s.GateA, 10)
+	waitCounted(t, d, s.ID, 40, 1) // 20 before the move, ended; 20 after
+	d.kill()
+	d.start()
+	waitCounted(t, d, s.ID, 40, 1)
+}
+
+// waitCounted waits until both caller legs (a-rtp, a-rtcp) of session id
+// count packets over flows live conntrack entries each.
+func waitCounted(t *testing.T, d *daemon, id string, packets uint64, flows int) {
+	t.Helper()
+	x, done := waitShow(t, d, id, func(x *switchboard.Details) bool {
+		for _, l := range x.Legs {
+			if (l.Name == "a-rtp" || l.Name == "a-rtcp") && (l.Packets != packets || l.Flows != flows || l.Bytes == 0) {
+				return false
+			}
+		}
+		return true
+	})
+	if !done {
+		t.Fatalf("caller legs: %+v, want %d packets (and bytes) over %d flows each", x.Legs, packets, flows)
+	}
 }
 
 // Hard case 4: delete stops media at once, both directions, RTP and RTCP,
