@@ -13,7 +13,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
-	"github.com/ti-mo/netfilter"
 )
 
 // Legs reads the maps of the table back into legs, sorted by mark. A missing
@@ -196,40 +195,14 @@ func flowOf(f conntrack.Flow, seen time.Time) Flow {
 }
 
 // Watch reports every new and every ended flow of a relay leg to fn, in
-// the order the kernel sends them, until ctx is done. Events lost to a full
+// the order the kernel sends them, until ctx is done; the kernel filters
+// the events by mark (events_linux.go). Events lost to a full
 // socket buffer end the watch with an error; the caller re-reads Flows and
 // watches again.
 func (d *nftDataplane) Watch(ctx context.Context, fn func(Flow)) error {
-	c, err := d.dialConntrack()
+	ev, err := dialFlowEvents(d.opts.NetNS)
 	if err != nil {
 		return opError("watch flows", err)
 	}
-	events := make(chan conntrack.Event, 1024)
-	errs, err := c.Listen(events, 1, []netfilter.NetlinkGroup{netfilter.GroupCTNew, netfilter.GroupCTDestroy})
-	if err != nil {
-		_ = c.Close()
-		return opError("watch flows", err)
-	}
-	defer func() {
-		go func() { // keep the worker unblocked until Close has joined it
-			for range events {
-			}
-		}()
-		_ = c.Close()
-		close(events)
-	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errs:
-			return opError("watch flows", err)
-		case ev := <-events:
-			if ev.Flow != nil && IsMark(ev.Flow.Mark) {
-				f := flowOf(*ev.Flow, time.Now())
-				f.Ended = ev.Type == conntrack.EventDestroy
-				fn(f)
-			}
-		}
-	}
+	return opError("watch flows", ev.watch(ctx, fn))
 }
