@@ -4,6 +4,7 @@ package relay
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 )
@@ -18,33 +19,35 @@ func BenchmarkKernelApply(b *testing.B) {
 	ctx := context.Background()
 	d := openKernel(b, fd)
 	ga, gb := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("10.0.0.1")
-	legs := make([]Leg, 4)
-	for k := range legs {
-		p := uint16(30000 + k)
-		legs[k] = Leg{Mark: Mark(uint32(4 + k)), Gate: netip.AddrPortFrom(ga, p), Source: netip.AddrPortFrom(gb, p), Peer: ap("10.0.0.10:5000")}
+	for _, n := range []int{1, 4} { // one leg, and a session's four: a transaction's fixed and per-leg cost
+		legs := make([]Leg, n)
+		for k := range legs {
+			p := uint16(30000 + k)
+			legs[k] = Leg{Mark: Mark(uint32(4 + k)), Gate: netip.AddrPortFrom(ga, p), Source: netip.AddrPortFrom(gb, p), Peer: ap("10.0.0.10:5000")}
+		}
+		b.Run(fmt.Sprintf("install/legs=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		})
+		b.Run(fmt.Sprintf("remove/legs=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
-	b.Run("install", func(b *testing.B) {
-		for b.Loop() {
-			if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-		}
-	})
-	b.Run("remove", func(b *testing.B) {
-		for b.Loop() {
-			b.StopTimer()
-			if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
