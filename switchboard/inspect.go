@@ -44,7 +44,7 @@ func (m *Manager) Show(ctx context.Context, id string) (*Details, error) {
 		m.mu.Unlock()
 		return nil, err
 	}
-	legs, _ := m.installed(e)
+	legs := m.installed(e)
 	s := e.s.clone()
 	m.mu.Unlock()
 	d := &Details{Session: s}

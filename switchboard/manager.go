@@ -218,7 +218,7 @@ func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew boo
 	now := m.now()
 	l := next.legs(bd.sb.Timeouts, now)
 	want := l[:]
-	had, _ := m.installed(e)
+	had := m.installed(e)
 	batch := diffLegs(had, want)
 	if err := m.apply(ctx, e, batch); err != nil {
 		return fmt.Errorf("session %s: %w", next.ID, err)
@@ -241,31 +241,36 @@ func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew boo
 	return nil
 }
 
-// installed returns the legs the kernel holds for e, and false when it
-// holds none yet.
-func (m *Manager) installed(e *entry) ([]relay.Leg, bool) {
+// installedLegs returns the legs the kernel holds for e, and false when it
+// holds none yet (no commit, or no session).
+func (m *Manager) installedLegs(e *entry) ([legsPerSession]relay.Leg, bool) {
 	if e == nil || !e.hasLegs {
-		return nil, false
+		return [legsPerSession]relay.Leg{}, false
 	}
-	l := e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, e.legsAt)
-	return l[:], true
+	return e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, e.legsAt), true
 }
 
-// installedLeg is leg k of installed(e), without building the others' slice:
-// the per-flow checks of learning and the media timeout call it for every
-// flow the kernel reports.
-func (m *Manager) installedLeg(e *entry, k int) (relay.Leg, bool) {
-	if e == nil || !e.hasLegs {
-		return relay.Leg{}, false
+// installed is installedLegs as a slice, nil when the kernel holds none.
+func (m *Manager) installed(e *entry) []relay.Leg {
+	l, ok := m.installedLegs(e)
+	if !ok {
+		return nil
 	}
-	return e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, e.legsAt)[k], true
+	return l[:]
+}
+
+// installedLeg is leg k of installedLegs, without a slice on the heap: the
+// per-flow checks call it for every flow the kernel reports.
+func (m *Manager) installedLeg(e *entry, k int) (relay.Leg, bool) {
+	l, ok := m.installedLegs(e)
+	return l[k], ok
 }
 
 func (m *Manager) compact() error {
 	all := make(map[string]*Session, len(m.sessions))
 	locks := make(map[string]uint8, len(m.sessions))
 	for id, e := range m.sessions {
-		all[id], locks[id] = e.s, lockBits(m.legsOf(e))
+		all[id], locks[id] = e.s, lockBits(m.installed(e))
 	}
 	return m.j.compact(all, locks)
 }
@@ -376,7 +381,7 @@ func (m *Manager) delete(ctx context.Context, id, why string) error {
 	if err != nil {
 		return err
 	}
-	had, _ := m.installed(e)
+	had := m.installed(e)
 	if err := m.apply(ctx, e, relay.Batch{Remove: had}); err != nil {
 		return fmt.Errorf("session %s: %w", id, err)
 	}

@@ -149,7 +149,7 @@ func (m *Manager) installAll() {
 func (m *Manager) allLegs() []relay.Leg {
 	legs := make([]relay.Leg, 0, legsPerSession*len(m.sessions))
 	for _, e := range m.sessions {
-		l, _ := m.installed(e)
+		l := m.installed(e)
 		legs = append(legs, l...)
 	}
 	return legs
@@ -182,7 +182,7 @@ func (m *Manager) journaledRepair(journaled map[string]*Session, locks map[strin
 			b.Remove = append(b.Remove, old[:]...)
 			continue
 		}
-		cur, _ := m.installed(e)
+		cur := m.installed(e)
 		for k, l := range old {
 			if l != cur[k] {
 				b.Remove = append(b.Remove, l)
@@ -227,7 +227,7 @@ func (m *Manager) recordStart(journaled map[string]*Session) error {
 		switch e := m.sessions[id]; {
 		case e == nil || e.s != s:
 			dropped = append(dropped, id)
-		case lockBits(m.legsOf(e)) != j.locks[id]:
+		case lockBits(m.installed(e)) != j.locks[id]:
 			changed = append(changed, e)
 		}
 	}
@@ -241,7 +241,7 @@ func (m *Manager) recordStart(journaled map[string]*Session) error {
 		}
 	}
 	for _, e := range changed {
-		if err := j.put(e.s, m.legsOf(e), false); err != nil {
+		if err := j.put(e.s, m.installed(e), false); err != nil {
 			return err
 		}
 	}
@@ -279,12 +279,5 @@ func journaledLegs(s *Session, bits uint8) [legsPerSession]relay.Leg {
 			l[k].Lock = netip.AddrPort{}
 		}
 	}
-	return l
-}
-
-// legsOf returns the legs the kernel holds for e (none before its first
-// commit).
-func (m *Manager) legsOf(e *entry) []relay.Leg {
-	l, _ := m.installed(e)
 	return l
 }

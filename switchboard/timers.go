@@ -92,7 +92,7 @@ func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) {
 	}
 	bd := m.boards[s.Switchboard]
 	l := s.legs(bd.sb.Timeouts, now)
-	had, _ := m.installed(e)
+	had := m.installed(e)
 	if b := diffLegs(had, l[:]); len(b.Add)+len(b.Remove) == 0 {
 		return
 	}
