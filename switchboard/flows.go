@@ -74,11 +74,9 @@ func (e *entry) forgetFlows() {
 	e.flows, e.unknownFlows = nil, 1<<legsPerSession-1
 }
 
-// withFlows adds to b the known flows of the legs it makes stale, to be
-// deleted by tuple, and returns a function that clears what b deletes
-// once b is applied.
-func (e *entry) withFlows(b *relay.Batch) (applied func()) {
-	stale := b.Stale()
+// withFlows adds to b the known flows of the stale legs (b.Stale), to be
+// deleted by tuple.
+func (e *entry) withFlows(b *relay.Batch, stale []uint32) {
 	for _, mark := range stale {
 		k := legOf(mark)
 		if e.unknownFlows&(1<<k) != 0 {
@@ -89,13 +87,20 @@ func (e *entry) withFlows(b *relay.Batch) (applied func()) {
 		}
 		b.Tracked = append(b.Tracked, mark)
 	}
-	return func() {
-		for _, mark := range stale {
-			k := legOf(mark)
+}
+
+// setFlows records what applying a batch did to the flows of its stale
+// legs: deleted (none left), or, when deleting failed, unknown.
+func (e *entry) setFlows(stale []uint32, unknown bool) {
+	for _, mark := range stale {
+		k := legOf(mark)
+		if e.flows != nil {
+			e.flows[k] = nil
+		}
+		if unknown {
+			e.unknownFlows |= 1 << k
+		} else {
 			e.unknownFlows &^= 1 << k
-			if e.flows != nil {
-				e.flows[k] = nil
-			}
 		}
 	}
 }
@@ -108,16 +113,14 @@ func (e *entry) withFlows(b *relay.Batch) (applied func()) {
 // legs' flows count as unknown, so that their next change flushes them by
 // mark.
 func (m *Manager) apply(ctx context.Context, e *entry, b relay.Batch) error {
-	applied := e.withFlows(&b)
+	stale := b.Stale()
+	e.withFlows(&b, stale)
 	err := m.dp.Apply(ctx, b)
 	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
 		return err
 	}
-	applied()
+	e.setFlows(stale, err != nil)
 	if err != nil {
-		for _, mark := range b.Stale() {
-			e.unknownFlows |= 1 << legOf(mark)
-		}
 		m.log.Error("legs changed, but their stale flows were not all deleted", "mark", fmt.Sprintf("%#x", relay.Mark(4*e.s.Index)), "err", err)
 	}
 	return nil
@@ -134,18 +137,17 @@ func (m *Manager) stale(e *entry, f relay.Flow) bool {
 	return f.Dst != l.Gate || (f.Peer.IsValid() && f.Peer != l.Peer)
 }
 
-// observe handles a flow the kernel reported: a stale one is deleted, any
-// other remembered for its leg's next change. It reports whether f is
-// current.
-func (m *Manager) observe(f relay.Flow) bool {
+// observe sorts a flow the kernel reported: a current one is remembered
+// for its leg's next change; a stale one is reported, for the caller to
+// delete (with the others of its dump, if it has one).
+func (m *Manager) observe(f relay.Flow) (stale bool) {
 	idx, _, _ := legSide(f.Mark)
 	e := m.byIndex[idx]
 	if m.stale(e, f) {
-		m.deleteStale([]relay.Flow{f})
-		return false
+		return true
 	}
 	e.remember(f)
-	return true
+	return false
 }
 
 // deleteStale deletes flows that no longer match their legs.

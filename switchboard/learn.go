@@ -84,7 +84,9 @@ func (m *Manager) Learn(f relay.Flow) {
 		return
 	}
 	m.learn(e, f, sideA, rtcp)
-	m.observe(f)
+	if m.observe(f) {
+		m.deleteStale([]relay.Flow{f})
+	}
 }
 
 // learn takes f's source as its side's address if that side is learning.

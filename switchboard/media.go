@@ -56,13 +56,11 @@ func (m *Manager) checkMedia(ctx context.Context) {
 	flowing := make(map[uint32]bool, len(flows))
 	var gone []relay.Flow
 	for _, f := range flows {
-		idx, _, _ := legSide(f.Mark)
-		e := m.byIndex[idx]
-		if m.stale(e, f) {
+		if m.observe(f) {
 			gone = append(gone, f)
 			continue
 		}
-		e.remember(f)
+		idx, _, _ := legSide(f.Mark)
 		flowing[idx] = true
 	}
 	m.deleteStale(gone)
