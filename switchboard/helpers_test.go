@@ -91,6 +91,15 @@ func (h *harness) startWith(t *testing.T, toml string) {
 	t.Cleanup(func() { m.Close() })
 }
 
+// startListing restarts the Manager as start does and returns how often
+// its Start listed the table (zero: it trusted the journal).
+func (h *harness) startListing(t *testing.T, extra string) int {
+	t.Helper()
+	before := h.mem.LegsRead()
+	h.start(t, extra)
+	return h.mem.LegsRead() - before
+}
+
 // alloc allocates on "edge" unless r names a switchboard.
 func (h *harness) alloc(t *testing.T, r AllocRequest) *Session {
 	t.Helper()

@@ -60,13 +60,12 @@ func TestRestartRestoresSessionsAndLeavesTheKernelAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	sessions, legs := h.m.List(), legsOf(t, h.mem)
-	applied, flushed, listed := h.mem.Applied(), h.mem.Flushed(), h.mem.LegsRead()
+	applied, flushed := h.mem.Applied(), h.mem.Flushed()
 	if err := h.m.Close(); err != nil {
 		t.Fatal(err)
 	}
 
-	h.start(t, "ringing-timeout = 60\n")
-	if got := h.mem.LegsRead() - listed; got != 0 {
+	if got := h.startListing(t, "ringing-timeout = 60\n"); got != 0 {
 		t.Errorf("start listed the table %d times; nothing changed since the journal's last record", got)
 	}
 	if diff := cmp.Diff(sessions, h.m.List(), addrs); diff != "" {
@@ -130,10 +129,9 @@ func TestStartRepairsTheKernelToMatchTheSessions(t *testing.T) {
 		relay.Flow{Mark: relay.Mark(999), Src: ap("203.0.113.9:1234")},
 		flow(s, legBRTP, "10.0.0.10:5000"),
 	)
-	flushed, listed := len(h.mem.Flushed()), h.mem.LegsRead()
+	flushed := len(h.mem.Flushed())
 
-	h.start(t, "")
-	if h.mem.LegsRead() == listed {
+	if h.startListing(t, "") == 0 {
 		t.Error("start trusted the journal although the kernel changed since its last record")
 	}
 	if diff := diffLegsOf(t, want, legsOf(t, h.mem)); diff != "" {
@@ -309,18 +307,14 @@ func TestStartListsTheTableWhenTheGenerationMoved(t *testing.T) {
 				l := s.legs(h.cfg.Switchboards[0].Timeouts, h.clk.Now())
 				want = append(want, l[:]...)
 			}
-			listed := h.mem.LegsRead()
-			h.start(t, "")
-			if h.mem.LegsRead() == listed {
+			if h.startListing(t, "") == 0 {
 				t.Error("start trusted the journal")
 			}
 			if diff := diffLegsOf(t, want, legsOf(t, h.mem)); diff != "" {
 				t.Errorf("legs after start (-want +got):\n%s", diff)
 			}
 			h.m.Close()
-			listed = h.mem.LegsRead()
-			h.start(t, "")
-			if h.mem.LegsRead() != listed {
+			if h.startListing(t, "") != 0 {
 				t.Error("the start after a repairing start listed the table again")
 			}
 		})
@@ -347,9 +341,8 @@ func TestTrustedStartKnowsTheInstalledLocks(t *testing.T) {
 	h.m.Close()
 
 	h.clk.advance(time.Hour) // the new session's windows close while the daemon is down
-	listed, applied := h.mem.LegsRead(), h.mem.Applied()
-	h.start(t, "")
-	if h.mem.LegsRead() != listed {
+	applied := h.mem.Applied()
+	if h.startListing(t, "") != 0 {
 		t.Error("start listed the table; nothing changed since the journal's last record")
 	}
 	if got := h.mem.Applied() - applied; got != 3 {
@@ -384,9 +377,7 @@ func TestStartListsTheTableAfterAJournalWriteFailed(t *testing.T) {
 	h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
 	h.m.Close()
 
-	listed := h.mem.LegsRead()
-	h.start(t, "")
-	if h.mem.LegsRead() == listed {
+	if h.startListing(t, "") == 0 {
 		t.Error("start trusted a journal that missed a record")
 	}
 	// The session the journal kept is back, with its legs.
@@ -410,18 +401,14 @@ func TestStartListsTheTableForAJournalWithoutGenerations(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.dir, journalName), append(b, '\n'), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	listed := h.mem.LegsRead()
-	h.start(t, "")
-	if h.mem.LegsRead() != listed+1 {
-		t.Errorf("start listed the table %d times, want once", h.mem.LegsRead()-listed)
+	if n := h.startListing(t, ""); n != 1 {
+		t.Errorf("start listed the table %d times, want once", n)
 	}
 	if diff := cmp.Diff([]*Session{s}, h.m.List(), addrs); diff != "" {
 		t.Errorf("sessions (-want +got):\n%s", diff)
 	}
 	h.m.Close()
-	listed = h.mem.LegsRead()
-	h.start(t, "")
-	if h.mem.LegsRead() != listed {
+	if h.startListing(t, "") != 0 {
 		t.Error("the next start listed the table again")
 	}
 }
