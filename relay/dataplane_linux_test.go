@@ -46,14 +46,18 @@ func kernelNSB(t testing.TB) (string, int) {
 	return name, int(f.Fd())
 }
 
-func nft(t *testing.T, ns string, args ...string) string {
+// inNS runs a command (nft, conntrack, sysctl: the independent oracles)
+// inside the namespace ns and returns its output; a failure fails the test.
+func inNS(t *testing.T, ns string, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...).CombinedOutput()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("nft %v: %v: %s", args, err, out)
+		t.Fatalf("%s %v: %v: %s", name, args, err, out)
 	}
 	return string(out)
 }
+
+func nft(t *testing.T, ns string, args ...string) string { return inNS(t, ns, "nft", args...) }
 
 func testGates() []Gate {
 	return []Gate{
@@ -176,17 +180,12 @@ func TestKernelLargeBatchStoresEveryElement(t *testing.T) {
 func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 	ns, fd := kernelNS(t)
 	ctx := context.Background()
-	if out, err := exec.Command("ip", "netns", "exec", ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=100").CombinedOutput(); err != nil {
-		t.Fatalf("sysctl: %v: %s", err, out)
-	}
+	inNS(t, ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=100")
 	d := openKernel(t, fd)
 	insert := func(src string, sport string) {
 		t.Helper()
-		out, err := exec.Command("ip", "netns", "exec", ns, "conntrack", "-I", "-p", "udp", "-s", src, "-d", "192.0.2.1",
-			"--sport", sport, "--dport", "30000", "--timeout", "60", "--mark", "0x52000004", "--zone", "1").CombinedOutput()
-		if err != nil {
-			t.Fatalf("conntrack -I: %v: %s", err, out)
-		}
+		inNS(t, ns, "conntrack", "-I", "-p", "udp", "-s", src, "-d", "192.0.2.1",
+			"--sport", sport, "--dport", "30000", "--timeout", "60", "--mark", "0x52000004", "--zone", "1")
 	}
 	insert("198.51.100.7", "61000")
 	insert("203.0.113.9", "1234")
@@ -203,8 +202,8 @@ func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 	if err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
 		t.Fatal(err)
 	}
-	out, _ := exec.Command("ip", "netns", "exec", ns, "conntrack", "-L", "-p", "udp").CombinedOutput()
-	if strings.Contains(string(out), "203.0.113.9") || !strings.Contains(string(out), "198.51.100.7") {
+	out := inNS(t, ns, "conntrack", "-L", "-p", "udp")
+	if strings.Contains(out, "203.0.113.9") || !strings.Contains(out, "198.51.100.7") {
 		t.Errorf("after deleting the stranger's flow, conntrack -L:\n%s", out)
 	}
 	// Deleting it again is not an error (it may have expired meanwhile).

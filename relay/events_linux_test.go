@@ -4,7 +4,6 @@ package relay
 
 import (
 	"context"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -46,7 +45,7 @@ func TestKernelFlowEventsAreFilteredByMarkInTheKernel(t *testing.T) {
 
 	ct := func(op, sport, mark string) {
 		t.Helper()
-		args := []string{"netns", "exec", ns, "conntrack", op, "-p", "udp", "-s", "198.51.100.7", "-d", "192.0.2.1",
+		args := []string{op, "-p", "udp", "-s", "198.51.100.7", "-d", "192.0.2.1",
 			"--sport", sport, "--dport", "30000", "--zone", "1"}
 		if op == "-I" {
 			args = append(args, "--timeout", "60")
@@ -54,9 +53,7 @@ func TestKernelFlowEventsAreFilteredByMarkInTheKernel(t *testing.T) {
 				args = append(args, "--mark", mark)
 			}
 		}
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("conntrack %s: %v: %s", op, err, out)
-		}
+		inNS(t, ns, "conntrack", args...)
 	}
 	ct("-I", "1000", "")           // no mark: the host's own traffic
 	ct("-I", "1001", "0x12000004") // somebody else's mark
