@@ -16,7 +16,6 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngtest"
-	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -76,18 +75,11 @@ func benchManager(b *testing.B, extra string) (*switchboard.Manager, *switchboar
 	if err != nil {
 		b.Fatal(err)
 	}
-	dp, err := relay.Open(relay.Options{NetNS: fd})
-	if err != nil {
-		b.Fatal(err)
-	}
-	m := switchboard.NewManager(cfg, dp, switchboard.Options{})
+	m, dp, _ := startManager(b, fd, cfg, nil)
 	b.Cleanup(func() {
 		m.Close()
 		dp.Close()
 	})
-	if err := m.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
 	return m, cfg
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -266,3 +267,24 @@ func relayFlows(t *testing.T, lab *netlab.Lab) []string {
 
 // hasElements reports whether any map of the table holds an element.
 func hasElements(listing string) bool { return strings.Contains(listing, "elements = {") }
+
+// startManager starts a Manager over a fresh dataplane of the namespace fd,
+// seen through wrap unless it is nil, and returns it with the time Start
+// took. The caller closes both.
+func startManager(tb testing.TB, fd int, cfg *switchboard.Config, wrap func(relay.Dataplane) relay.Dataplane) (*switchboard.Manager, relay.Dataplane, time.Duration) {
+	tb.Helper()
+	dp, err := relay.Open(relay.Options{NetNS: fd})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var seen relay.Dataplane = dp
+	if wrap != nil {
+		seen = wrap(dp)
+	}
+	m := switchboard.NewManager(cfg, seen, switchboard.Options{})
+	start := time.Now()
+	if err := m.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return m, dp, time.Since(start)
+}

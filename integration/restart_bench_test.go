@@ -4,7 +4,6 @@ package integration
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -66,22 +64,6 @@ func writeJournal(tb testing.TB, stateDir string, n int) {
 	}
 }
 
-// startManager starts a Manager over a fresh dataplane of the namespace fd
-// and returns it with the time Start took.
-func startManager(tb testing.TB, fd int, cfg *switchboard.Config) (*switchboard.Manager, relay.Dataplane, time.Duration) {
-	tb.Helper()
-	dp, err := relay.Open(relay.Options{NetNS: fd})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	m := switchboard.NewManager(cfg, dp, switchboard.Options{})
-	start := time.Now()
-	if err := m.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	return m, dp, time.Since(start)
-}
-
 // BenchmarkKernelRestart measures Manager.Start with 25k, 50k and 100k
 // sessions in the journal and the kernel: "clean" after a stop with
 // nothing changed since, "foreign" after someone else committed to the
@@ -98,7 +80,7 @@ func BenchmarkKernelRestart(b *testing.B) {
 					b.Fatal(err)
 				}
 				writeJournal(b, dir, n)
-				m, dp, took := startManager(b, fd, cfg) // installs every leg
+				m, dp, took := startManager(b, fd, cfg, nil) // installs every leg
 				b.Logf("first start (installs %d sessions): %s", n, took.Round(time.Millisecond))
 				for b.Loop() {
 					b.StopTimer()
@@ -110,7 +92,7 @@ func BenchmarkKernelRestart(b *testing.B) {
 						}
 					}
 					b.StartTimer()
-					m, dp, _ = startManager(b, fd, cfg)
+					m, dp, _ = startManager(b, fd, cfg, nil)
 					b.StopTimer()
 					if got := len(m.List()); got != n {
 						b.Fatalf("restored %d sessions, want %d", got, n)

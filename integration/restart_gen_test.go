@@ -40,15 +40,11 @@ func TestKernelRestartTrustsTheJournalOnlyWhileTheGenerationHolds(t *testing.T) 
 	ctx := context.Background()
 	start := func() (*switchboard.Manager, *listings) {
 		t.Helper()
-		dp, err := relay.Open(relay.Options{NetNS: fd})
-		if err != nil {
-			t.Fatal(err)
-		}
-		l := &listings{Dataplane: dp}
-		m := switchboard.NewManager(cfg, l, switchboard.Options{})
-		if err := m.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
+		var l *listings
+		m, dp, _ := startManager(t, fd, cfg, func(dp relay.Dataplane) relay.Dataplane {
+			l = &listings{Dataplane: dp}
+			return l
+		})
 		t.Cleanup(func() { m.Close(); dp.Close() })
 		return m, l
 	}

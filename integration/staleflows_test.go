@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -30,16 +29,9 @@ func TestUnseenFlowsOfADeletedSessionAreDeletedWhenSeen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dp, err := relay.Open(relay.Options{NetNS: int(ns.Fd())})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, dp, _ := startManager(t, int(ns.Fd()), cfg, nil)
 	defer dp.Close()
-	m := switchboard.NewManager(cfg, dp, switchboard.Options{})
 	defer m.Close()
-	if err := m.Start(ctx(t)); err != nil {
-		t.Fatal(err)
-	}
 	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
 	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
 	s, err := m.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
