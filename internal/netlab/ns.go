@@ -29,8 +29,10 @@ func (n *NS) Path() string { return filepath.Join(netnsDir, n.Name) }
 
 // Run runs name with args inside the namespace (`ip netns exec`) and returns
 // its combined output. On failure the error carries the output too.
+// Its command is not kept for Close: Run returns once it has ended, and
+// keeping it would keep its output for the lab's life.
 func (n *NS) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	out, err := n.Command(ctx, name, args...).CombinedOutput()
+	out, err := n.ipExec(ctx, name, args...).CombinedOutput()
 	if err != nil {
 		return out, fmt.Errorf("netlab: %s: %s: %w", n.Name,
 			strings.Join(append([]string{name}, args...), " "), withOutput(err, out))
@@ -46,11 +48,16 @@ func (n *NS) Run(ctx context.Context, name string, args ...string) ([]byte, erro
 // pids` cannot see it, and it would enter the namespace after its name is
 // gone and live on there).
 func (n *NS) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+	cmd := n.ipExec(ctx, name, args...)
 	n.mu.Lock()
 	n.cmds = append(n.cmds, cmd)
 	n.mu.Unlock()
 	return cmd
+}
+
+// ipExec is the `ip netns exec` command of name with args.
+func (n *NS) ipExec(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
 }
 
 // killCommands sends SIGKILL to every started command of Command.
