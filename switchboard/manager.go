@@ -41,6 +41,7 @@ type Manager struct {
 	j         *journal
 	timers    timerQueue
 	wake      chan struct{}
+	events    events
 }
 
 type board struct {
@@ -373,10 +374,10 @@ func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Sess
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.delete(ctx, id, "deleted")
+	return m.delete(ctx, id, EndDeleted)
 }
 
-func (m *Manager) delete(ctx context.Context, id, why string) error {
+func (m *Manager) delete(ctx context.Context, id string, why EndReason) error {
 	e, err := m.get(id)
 	if err != nil {
 		return err
@@ -393,7 +394,8 @@ func (m *Manager) delete(ctx context.Context, id, why string) error {
 	if err := m.j.del(id); err != nil {
 		m.log.Error("journal write failed; the session may return after a restart", "session", id, "err", err)
 	}
-	m.log.Info("session "+why, "session", id, "switchboard", e.s.Switchboard)
+	m.log.Info("session "+why.logText(), "session", id, "switchboard", e.s.Switchboard)
+	m.publishEnd(e.s, why)
 	return nil
 }
 

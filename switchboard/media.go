@@ -80,7 +80,7 @@ func (m *Manager) checkMedia(ctx context.Context) {
 			since = e.lastMedia
 		}
 		if now.Sub(since) >= limit {
-			if err := m.delete(ctx, id, "expired (media timeout)"); err != nil {
+			if err := m.delete(ctx, id, EndMediaTimeout); err != nil {
 				m.log.Error("expiring a session without media failed", "session", id, "err", err)
 			}
 		}

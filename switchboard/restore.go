@@ -96,6 +96,7 @@ func (m *Manager) adopt(journaled map[string]*Session) {
 	for _, s := range ordered {
 		if err := m.claim(s); err != nil {
 			m.log.Warn("dropping journaled session", "session", s.ID, "switchboard", s.Switchboard, "err", err)
+			m.publishEnd(s, EndGone)
 			continue
 		}
 		e := &entry{s: s}

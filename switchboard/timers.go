@@ -85,7 +85,7 @@ func (m *Manager) fireDue(ctx context.Context) time.Duration {
 func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) {
 	s := e.s
 	if s.State == Ringing && !now.Before(s.Expires) {
-		if err := m.delete(ctx, s.ID, "expired (ringing timeout)"); err != nil {
+		if err := m.delete(ctx, s.ID, EndRingingTimeout); err != nil {
 			m.log.Error("expiring session failed", "session", s.ID, "err", err)
 		}
 		return
