@@ -148,12 +148,25 @@ func (c *Calls) Offer(ctx context.Context, r Request) (string, error) {
 		return "", err
 	}
 	d.sessions, d.lastSignal = res.Sessions, c.now()
+	if !d.live() {
+		return res.SDP, nil // every stream rejected: nothing to remember
+	}
 	if cl == nil {
 		cl = &call{id: r.CallID, created: c.now()}
 		c.calls[r.CallID] = cl
 	}
 	cl.dialogs = append(cl.dialogs, d)
 	return res.SDP, nil
+}
+
+// live reports whether any stream of d has a session.
+func (d *dialog) live() bool {
+	for _, id := range d.sessions {
+		if id != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // party finds the dialog of a signalling party and the side its SDP comes
@@ -187,7 +200,24 @@ func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from sdprelay.S
 		return "", err
 	}
 	d.sessions, d.lastSignal = res.Sessions, c.now()
+	c.dropDead(cl)
 	return res.SDP, nil
+}
+
+// dropDead forgets the dialogs of cl without a session, and cl when none is
+// left. Called with c.mu held.
+func (c *Calls) dropDead(cl *call) {
+	keep := cl.dialogs[:0]
+	for _, d := range cl.dialogs {
+		if d.live() {
+			keep = append(keep, d)
+		}
+	}
+	clear(cl.dialogs[len(keep):])
+	cl.dialogs = keep
+	if len(keep) == 0 {
+		delete(c.calls, cl.id)
+	}
 }
 
 // Answer applies an SDP answer; the first answer of a dialog ends ringing.
@@ -216,6 +246,7 @@ func (c *Calls) Answer(ctx context.Context, r Request) (string, error) {
 		return "", err
 	}
 	d.sessions, d.lastSignal, d.answered = res.Sessions, c.now(), true
+	c.dropDead(cl)
 	return res.SDP, nil
 }
 
@@ -268,6 +299,50 @@ func (c *Calls) Delete(ctx context.Context, callID, fromTag, toTag, viaBranch st
 	return true, errors.Join(errs...)
 }
 
+// Events is the stream of session ends the call table follows
+// (switchboard.Subscription).
+type Events interface {
+	Next(ctx context.Context) (switchboard.Ended, error)
+}
+
+// Follow forgets the streams whose sessions end, whatever ended them (a
+// ringing or media timeout, another front end, a takeover), and the calls
+// left without any, until ctx is done; it returns nil then. Subscribe
+// before Restore so that no end falls between the two.
+func (c *Calls) Follow(ctx context.Context, ev Events) error {
+	for {
+		e, err := ev.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("calls: following session ends: %w", err)
+		}
+		c.forget(e.Session)
+	}
+}
+
+// forget removes the ended session s from its call.
+func (c *Calls) forget(s *switchboard.Session) {
+	if s.Labels[labelOwner] != ownerCalls {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.calls[s.Labels[labelCall]]
+	if cl == nil {
+		return
+	}
+	for _, d := range cl.dialogs {
+		for i, id := range d.sessions {
+			if id == s.ID {
+				d.sessions[i] = ""
+			}
+		}
+	}
+	c.dropDead(cl)
+}
+
 // StreamStats are the counters of one stream (session) of a call.
 type StreamStats struct {
 	Session     string
@@ -304,10 +379,13 @@ func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 		return nil, fmt.Errorf("call %q: %w", callID, ErrUnknownCall)
 	}
 	st := &Stats{CallID: callID, Created: cl.created}
+	// A ref copies what Query reads of its dialog: Answer and Offer change
+	// dialogs once c.mu is released.
 	type ref struct {
-		d  *dialog
-		m  int
-		id string
+		branch, offerer, answerer string
+		offererSide              sdprelay.Side
+		m                        int
+		id                       string
 	}
 	var refs []ref
 	for _, d := range cl.dialogs {
@@ -316,7 +394,7 @@ func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 		}
 		for m, id := range d.sessions {
 			if id != "" {
-				refs = append(refs, ref{d, m, id})
+				refs = append(refs, ref{d.branch, d.offerer, d.answerer, d.offererSide, m, id})
 			}
 		}
 	}
@@ -326,10 +404,10 @@ func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 		if err != nil {
 			continue // released meanwhile
 		}
-		s := StreamStats{Session: r.id, Branch: r.d.branch, OffererTag: r.d.offerer, AnswererTag: r.d.answerer, Media: r.m}
+		s := StreamStats{Session: r.id, Branch: r.branch, OffererTag: r.offerer, AnswererTag: r.answerer, Media: r.m}
 		for _, l := range det.Legs {
 			ctr := &s.FromAnswerer
-			if (l.Name[0] == 'a') == (r.d.offererSide == sdprelay.SideA) {
+			if (l.Name[0] == 'a') == (r.offererSide == sdprelay.SideA) {
 				ctr = &s.FromOfferer
 			}
 			if l.Name[2:] == "rtp" {
