@@ -299,31 +299,12 @@ func (c *Calls) Delete(ctx context.Context, callID, fromTag, toTag, viaBranch st
 	return true, errors.Join(errs...)
 }
 
-// Events is the stream of session ends the call table follows
-// (switchboard.Subscription).
-type Events interface {
-	Next(ctx context.Context) (switchboard.Ended, error)
-}
-
-// Follow forgets the streams whose sessions end, whatever ended them (a
-// ringing or media timeout, another front end, a takeover), and the calls
-// left without any, until ctx is done; it returns nil then. Subscribe
-// before Restore so that no end falls between the two.
-func (c *Calls) Follow(ctx context.Context, ev Events) error {
-	for {
-		e, err := ev.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("calls: following session ends: %w", err)
-		}
-		c.forget(e.Session)
-	}
-}
-
-// forget removes the ended session s from its call.
-func (c *Calls) forget(s *switchboard.Session) {
+// SessionEnded forgets the stream of an ended session, whatever ended it
+// (a ringing or media timeout, another front end, a takeover), and its
+// call when no stream is left. Feed it every end (switchboard.Subscription's
+// Each), subscribing before Restore so that no end falls between the two.
+func (c *Calls) SessionEnded(e switchboard.Ended) {
+	s := e.Session
 	if s.Labels[labelOwner] != ownerCalls {
 		return
 	}

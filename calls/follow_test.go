@@ -17,11 +17,11 @@ func (f *fixture) follow(t *testing.T) {
 	sub := f.mgr.Subscribe()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.calls.Follow(ctx, sub) }()
+	go func() { done <- sub.Each(ctx, f.calls.SessionEnded) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("Follow: %v", err)
+			t.Errorf("Each: %v", err)
 		}
 		sub.Close()
 	})

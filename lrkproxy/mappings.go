@@ -287,20 +287,14 @@ func (t *mappings) remove(ctx context.Context, m *mapping, why string) {
 	t.log.Info("lrkproxy: call removed", "call_id", m.callID, "session", m.session, "why", why)
 }
 
-// sweep forgets calls whose session the manager ended on its own (media
-// timeout: with Kamailio 5.6, which never sends D, that is how every call
-// ends), so the table does not grow without bound.
-func (t *mappings) sweep() {
-	live := map[string]bool{}
-	for _, s := range t.sessions.List() {
-		live[s.ID] = true
-	}
+// ended forgets the call of the ended session s (media timeout: with
+// Kamailio 5.6, which never sends D, that is how every call ends), so the
+// table does not grow without bound.
+func (t *mappings) ended(s *switchboard.Session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, m := range t.byCall {
-		if !live[m.session] {
-			t.forget(m)
-		}
+	if m := t.byCall[s.Labels[LabelCallID]]; m != nil && m.session == s.ID {
+		t.forget(m)
 	}
 }
 

@@ -101,23 +101,23 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// expireLoop drops old cached replies, and calls whose session ended
-// without a D, until ctx is done.
+// expireLoop drops old cached replies until ctx is done.
 func (s *Server) expireLoop(ctx context.Context) {
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
-	for i := 1; ; i++ {
+	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			s.cache.expire(now)
-			if i%6 == 0 {
-				s.table.sweep()
-			}
 		}
 	}
 }
+
+// SessionEnded forgets the call of an ended session, which Kamailio 5.6
+// never ends with a D. Feed it every end (switchboard.Subscription's Each).
+func (s *Server) SessionEnded(e switchboard.Ended) { s.table.ended(e.Session) }
 
 // serve answers one datagram, from the cache when it is a retransmission.
 func (s *Server) serve(ctx context.Context, msg []byte, from net.Addr) {

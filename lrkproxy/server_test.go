@@ -407,10 +407,16 @@ func TestCallsWhoseSessionTimedOutLeaveTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The media timeout ends the session; Kamailio 5.6 sends no D.
+	sub := h.m.Subscribe()
+	defer sub.Close()
 	if err := h.m.Delete(ctx, h.sessions(t)[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	srv.table.sweep()
+	e, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SessionEnded(e)
 	if n, g := len(srv.table.byCall), len(srv.table.byGate); n != 0 || g != 0 {
 		t.Errorf("%d calls and %d gate ports left in the table, want none", n, g)
 	}

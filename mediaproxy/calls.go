@@ -377,27 +377,26 @@ func (t *calls) remove(ctx context.Context, r *Remove) error {
 	return nil
 }
 
-// sweep forgets streams whose session the manager ended on its own
-// (ringing or media timeout) and calls left without any, so calls that never
-// saw a remove do not stay in the table.
-func (t *calls) sweep() {
-	live := map[string]bool{}
-	for _, s := range t.sessions.List() {
-		live[s.ID] = true
-	}
+// ended forgets the stream of the ended session s and its call when no
+// stream is left, so calls that never saw a remove (ringing or media
+// timeout) do not stay in the table.
+func (t *calls) ended(s *switchboard.Session) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for k, c := range t.calls {
-		alive := false
-		for i, id := range c.streams {
-			if !live[id] {
-				c.streams[i] = ""
-			}
-			alive = alive || c.streams[i] != ""
+	k := key(s.Labels[LabelCallID], s.Labels[LabelFromTag])
+	c := t.calls[k]
+	if c == nil {
+		return
+	}
+	alive := false
+	for i, id := range c.streams {
+		if id == s.ID {
+			c.streams[i] = ""
 		}
-		if !alive {
-			delete(t.calls, k)
-		}
+		alive = alive || c.streams[i] != ""
+	}
+	if !alive {
+		delete(t.calls, k)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -91,11 +90,6 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 		mu.Unlock()
 	}()
 	defer wg.Wait()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.sweepLoop(ctx)
-	}()
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -124,20 +118,10 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 	}
 }
 
-// sweepLoop drops calls whose sessions ended without a remove, every
-// minute until ctx is done.
-func (s *Server) sweepLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.calls.sweep()
-		}
-	}
-}
+// SessionEnded forgets the stream of an ended session, and its call when
+// no stream is left (a ringing or media timeout ends calls that never see
+// a remove). Feed it every end (switchboard.Subscription's Each).
+func (s *Server) SessionEnded(e switchboard.Ended) { s.calls.ended(e.Session) }
 
 // serveConn answers the requests of one connection in order. Kamailio keeps
 // one connection per process and waits for each reply.

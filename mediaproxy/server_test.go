@@ -341,17 +341,27 @@ func TestCallsWhoseSessionsEndedLeaveTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	ss := h.m.List()
+	sub := h.m.Subscribe()
+	defer sub.Close()
+	next := func() {
+		t.Helper()
+		e, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.SessionEnded(e)
+	}
 	if err := h.m.Delete(ctx, ss[1].ID); err != nil { // the ringing timeout of one stream
 		t.Fatal(err)
 	}
-	srv.calls.sweep()
+	next()
 	if n := len(srv.calls.calls); n != 1 {
 		t.Fatalf("%d calls after one of two streams ended, want 1", n)
 	}
 	if err := h.m.Delete(ctx, ss[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	srv.calls.sweep()
+	next()
 	if n := len(srv.calls.calls); n != 0 {
 		t.Errorf("%d calls after all streams ended, want 0", n)
 	}

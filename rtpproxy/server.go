@@ -38,10 +38,6 @@ const (
 // commandTimeout bounds one command's work in the session manager.
 const commandTimeout = 10 * time.Second
 
-// rebuildEvery is how often the stream index is rebuilt from the sessions,
-// dropping streams the manager expired (ringing or media timeout).
-const rebuildEvery = time.Minute
-
 // Server serves the rtpproxy protocol over Sessions. It is safe for
 // concurrent use; commands are serialised.
 type Server struct {
@@ -142,20 +138,29 @@ func (st *stream) labels() map[string]string {
 	return l
 }
 
-// runRebuilds rebuilds the index every rebuildEvery until ctx ends.
-func (s *Server) runRebuilds(ctx context.Context) {
-	t := time.NewTicker(rebuildEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.mu.Lock()
-			s.rebuild()
-			s.mu.Unlock()
+// SessionEnded forgets the stream of an ended session (a ringing or media
+// timeout, or another front end's delete), and its call when no stream is
+// left. Feed it every end (switchboard.Subscription's Each).
+func (s *Server) SessionEnded(e switchboard.Ended) {
+	st, ok := streamOf(e.Session)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.calls[st.callID]
+	keep := list[:0]
+	for _, x := range list {
+		if x.id != e.Session.ID {
+			keep = append(keep, x)
 		}
 	}
+	clear(list[len(keep):])
+	if len(keep) == 0 {
+		delete(s.calls, st.callID)
+		return
+	}
+	s.calls[st.callID] = keep
 }
 
 // execute runs one command line and returns its reply, without the

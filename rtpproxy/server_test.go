@@ -77,15 +77,20 @@ func (r *rig) serve(spec string) {
 	}
 	r.sock = sock
 	r.srv = New(r.mgr, r.cfg.Switchboards, r.def, nil)
+	ends := r.mgr.Subscribe() // as the daemon: before Restore
 	r.srv.Restore()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { done <- r.srv.Run(ctx, sock) }()
+	go func() { done <- ends.Each(ctx, r.srv.SessionEnded) }()
 	r.t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			r.t.Errorf("Run: %v", err)
+		for range 2 {
+			if err := <-done; err != nil {
+				r.t.Errorf("Run: %v", err)
+			}
 		}
+		ends.Close()
 	})
 }
 
@@ -332,6 +337,34 @@ func TestStreamsExpiredBehindTheFrontEndAreAllocatedAnew(t *testing.T) {
 		t.Fatalf("offer after expiry: %q, want gate-b", got)
 	}
 	r.only()
+}
+
+// A call whose every stream ended behind the front end leaves its table.
+func TestACallWhoseStreamsEndedLeavesTheTable(t *testing.T) {
+	r := newRig(t, "udp:127.0.0.1:0", "edge")
+	r.expect("UEI "+call+" 192.0.2.10 6000 alice;1", "30000 10.0.0.1")
+	r.expect("UEI "+call+" 192.0.2.10 6002 alice;2", "30002 10.0.0.1")
+	calls := func() (n, streams int) {
+		r.srv.mu.Lock()
+		defer r.srv.mu.Unlock()
+		return len(r.srv.calls), len(r.srv.calls[call])
+	}
+	for i, s := range r.mgr.List() {
+		if err := r.mgr.Delete(context.Background(), s.ID); err != nil {
+			t.Fatal(err)
+		}
+		wantCalls, wantStreams := 1, 1
+		if i == 1 {
+			wantCalls, wantStreams = 0, 0
+		}
+		deadline := time.Now().Add(time.Second)
+		for n, st := calls(); n != wantCalls || st != wantStreams; n, st = calls() {
+			if time.Now().After(deadline) {
+				t.Fatalf("after %d ended streams: %d calls, %d streams; want %d, %d", i+1, n, st, wantCalls, wantStreams)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // Without switchboards whose gates are named external and internal, the

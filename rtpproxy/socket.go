@@ -109,7 +109,6 @@ func (s *Socket) Close() error {
 func (s *Server) Run(ctx context.Context, sock *Socket) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go s.runRebuilds(ctx)
 	if sock.pc != nil {
 		return s.serveUDP(ctx, sock.pc)
 	}

@@ -85,6 +85,18 @@ func (s *Subscription) Next(ctx context.Context) (Ended, error) {
 	}
 }
 
+// Each calls fn with every end, in order, until ctx is done; it returns
+// nil then. fn runs on Each's goroutine: while it runs, ends queue.
+func (s *Subscription) Each(ctx context.Context, fn func(Ended)) error {
+	for {
+		e, err := s.Next(ctx)
+		if err != nil {
+			return nil // only ctx ends Next
+		}
+		fn(e)
+	}
+}
+
 // Close stops the subscription; ends queued and not taken are dropped.
 func (s *Subscription) Close() {
 	s.hub.remove(s)

@@ -87,6 +87,10 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	defer dp.Close()
 	mgr := switchboard.NewManager(cfg, dp, switchboard.Options{Logger: log})
 	defer mgr.Close()
+	// The call tables hear of every session end; they subscribe before the
+	// restore so that no end falls between their restore and their reading.
+	callEnds := mgr.Subscribe()
+	defer callEnds.Close()
 	if err := mgr.Start(ctx); err != nil {
 		return err
 	}
@@ -95,6 +99,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr), log: log}
 	deps.calls = calls.New(mgr, deps.sdp, cfg.Switchboards, cfg.Control.DefaultSwitchboard)
 	deps.calls.Restore()
+	g.Go(func() error { return callEnds.Each(ctx, deps.calls.SessionEnded) })
 	if err := startFrontends(ctx, g, deps); err != nil {
 		return err
 	}
@@ -150,7 +155,9 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 			return fmt.Errorf("control %w", err)
 		}
 		srv := rtpproxy.New(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard, d.log.With("frontend", "rtpproxy"))
+		ends := d.mgr.Subscribe()
 		srv.Restore()
+		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
 		g.Go(func() error { return srv.Run(ctx, sock) })
 		d.log.Info("serving rtpproxy protocol", "rtpproxy", sock.Addr().String())
 	}
@@ -159,21 +166,27 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		if err != nil {
 			return fmt.Errorf("control lrkproxy: %w", err)
 		}
+		ends := d.mgr.Subscribe() // before NewServer restores its table
 		srv, err := lrkproxy.NewServer(conn, d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
 			lrkproxy.Options{Logger: d.log.With("frontend", "lrkproxy")})
 		if err != nil {
+			ends.Close()
 			conn.Close()
 			return fmt.Errorf("control %w", err)
 		}
+		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
 		g.Go(func() error { return srv.Run(ctx) })
 		d.log.Info("serving lrkproxy protocol", "lrkproxy", conn.LocalAddr().String())
 	}
 	if path := d.cfg.Control.MediaProxy; path != "" {
+		ends := d.mgr.Subscribe() // before NewServer restores its table
 		srv, err := mediaproxy.NewServer(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
 			mediaproxy.Options{Logger: d.log.With("frontend", "mediaproxy")})
 		if err != nil {
+			ends.Close()
 			return fmt.Errorf("control %w", err)
 		}
+		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
 		l, err := mediaproxy.Listen(path)
 		if err != nil {
 			return fmt.Errorf("control %w", err)
