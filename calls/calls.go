@@ -364,9 +364,9 @@ func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 	// dialogs once c.mu is released.
 	type ref struct {
 		branch, offerer, answerer string
-		offererSide              sdprelay.Side
-		m                        int
-		id                       string
+		offererSide               sdprelay.Side
+		m                         int
+		id                        string
 	}
 	var refs []ref
 	for _, d := range cl.dialogs {
