@@ -81,8 +81,9 @@ func (r *rig) serve(spec string) {
 	r.srv.Restore()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
-	go func() { done <- r.srv.Run(ctx, sock) }()
-	go func() { done <- ends.Each(ctx, r.srv.SessionEnded) }()
+	srv := r.srv // a restart test serves again, replacing r.srv
+	go func() { done <- srv.Run(ctx, sock) }()
+	go func() { done <- ends.Each(ctx, srv.SessionEnded) }()
 	r.t.Cleanup(func() {
 		cancel()
 		for range 2 {
