@@ -1,6 +1,6 @@
 module github.com/nftrtpproxy/nftrtpproxy
 
-go 1.26.0
+go 1.24.0
 
 require (
 	github.com/BurntSushi/toml v1.6.0
@@ -9,14 +9,14 @@ require (
 	github.com/google/nftables v0.3.0
 	github.com/mdlayher/netlink v1.7.3-0.20250113171957-fbb4dce95f42
 	github.com/ti-mo/conntrack v0.6.0
-	github.com/ti-mo/netfilter v0.5.3
 	github.com/zeebo/bencode v1.0.0
 	golang.org/x/net v0.39.0
-	golang.org/x/sync v0.24.0
-	golang.org/x/sys v0.49.0
+	golang.org/x/sync v0.14.0
+	golang.org/x/sys v0.33.0
 )
 
 require (
 	github.com/mdlayher/socket v0.5.1 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
+	github.com/ti-mo/netfilter v0.5.3 // indirect
 )

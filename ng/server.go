@@ -75,12 +75,14 @@ func (s *Server) Run(ctx context.Context) error {
 	errs := make(chan error, s.workers)
 	var wg sync.WaitGroup
 	for range s.workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			if err := s.serve(ctx); err != nil {
 				errs <- err
 				stopAll() // the others stop reading too
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	_ = s.conn.Close()

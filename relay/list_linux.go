@@ -74,11 +74,13 @@ func (d *nftDataplane) dumpSets(sets []setReader) ([][]nftables.SetElement, erro
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
 	var wg sync.WaitGroup
 	for i, r := range sets {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			slots <- struct{}{}
 			defer func() { <-slots }()
 			out[i], errs[i] = d.elements(r.set)
-		})
+		}()
 	}
 	wg.Wait()
 	for _, err := range errs {

@@ -191,12 +191,14 @@ func (s *Server) serveStream(ctx context.Context, ln net.Listener) error {
 		mu.Lock()
 		conns[c] = true
 		mu.Unlock()
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			s.serveConn(ctx, c)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
-		})
+		}()
 	}
 }
 

@@ -130,11 +130,13 @@ func decodeRecords(lines [][]byte) ([]record, error) {
 	workers := min(runtime.GOMAXPROCS(0), 1+len(lines)/1024)
 	var wg sync.WaitGroup
 	for w := range workers {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for i := w; i < len(lines); i += workers {
 				errs[i] = json.Unmarshal(lines[i], &recs[i])
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	for i, err := range errs {

@@ -39,7 +39,9 @@ func runControl(ctx context.Context, clients int, dur time.Duration, op callOp) 
 	begin := time.Now()
 	deadline := begin.Add(dur)
 	for w := range clients {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			var mine ctrlResult
 			for i := 0; time.Now().Before(deadline) && ctx.Err() == nil; i++ {
 				t := time.Now()
@@ -55,7 +57,7 @@ func runControl(ctx context.Context, clients int, dur time.Duration, op callOp) 
 			mu.Lock()
 			r.merge(mine)
 			mu.Unlock()
-		})
+		}()
 	}
 	wg.Wait()
 	r.dur, r.calls = time.Since(begin), len(r.lat)
@@ -112,7 +114,9 @@ func fill(ctx context.Context, clients, n int, op workOp) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := range clients {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= n || ctx.Err() != nil {
@@ -123,7 +127,7 @@ func fill(ctx context.Context, clients, n int, op workOp) error {
 					return
 				}
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -60,9 +60,18 @@ func openSocket(ns *netlab.NS, addr netip.AddrPort) (*socket, error) {
 
 func (s *socket) Close() error { return s.conn.Close() }
 
+// mmsghdr is the kernel's struct mmsghdr (include/linux/socket.h): a
+// msghdr and the byte count of the datagram. It is declared here because
+// golang.org/x/sys gained unix.Mmsghdr only in a release that needs Go 1.26;
+// Go pads it to the msghdr's alignment as C does.
+type mmsghdr struct {
+	Hdr unix.Msghdr
+	Len uint32
+}
+
 // mmsg calls sendmmsg or recvmmsg (trap) on h, waiting on the poller while
 // the socket would block. It returns how many datagrams went or came.
-func (s *socket) mmsg(trap uintptr, h []unix.Mmsghdr) (int, error) {
+func (s *socket) mmsg(trap uintptr, h []mmsghdr) (int, error) {
 	var n int
 	var errno syscall.Errno
 	io := s.raw.Read
@@ -90,7 +99,7 @@ func (s *socket) mmsg(trap uintptr, h []unix.Mmsghdr) (int, error) {
 // address, laid out for sendmmsg/recvmmsg. The slices are never grown, so
 // the pointers inside the headers stay valid.
 type datagrams struct {
-	hdrs  []unix.Mmsghdr
+	hdrs  []mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet4
 	bufs  []byte
@@ -98,7 +107,7 @@ type datagrams struct {
 }
 
 func newDatagrams(n, size int) *datagrams {
-	d := &datagrams{hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n),
+	d := &datagrams{hdrs: make([]mmsghdr, n), iovs: make([]unix.Iovec, n),
 		names: make([]unix.RawSockaddrInet4, n), bufs: make([]byte, n*size), size: size}
 	for i := range n {
 		d.iovs[i].Base = &d.bufs[i*size]

@@ -257,7 +257,8 @@ func measure(ctx context.Context, socks [2]*socket, tx [2]sender, rx [2]*counter
 	var wg sync.WaitGroup
 	for _, s := range tx {
 		if s != nil {
-			wg.Go(func() { s.run(stop) })
+			wg.Add(1)
+			go func() { defer wg.Done(); s.run(stop) }()
 		}
 	}
 	delivered := func() uint64 {
