@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http/httptest"
 	"net/netip"
@@ -30,11 +31,19 @@ func daemon(t *testing.T) (string, *switchboard.Manager) {
 	return srv.URL, m
 }
 
-// ctl runs nftrtpctl against url and returns what it printed.
+// ctl runs nftrtpctl against url with JSON output and returns what it
+// printed. It writes the global flags with one dash, as earlier versions
+// took them.
 func ctl(t *testing.T, url string, args ...string) (string, error) {
 	t.Helper()
+	return ctlOut(t, append([]string{"-api", url, "-o", "json"}, args...)...)
+}
+
+// ctlOut runs nftrtpctl with args as they are and returns what it printed.
+func ctlOut(t *testing.T, args ...string) (string, error) {
+	t.Helper()
 	var out bytes.Buffer
-	err := run(append([]string{"-api", url}, args...), &out)
+	err := run(args, strings.NewReader(""), &out, io.Discard)
 	return out.String(), err
 }
 
@@ -152,9 +161,9 @@ func TestDaemonErrorsAreNotUsageErrors(t *testing.T) {
 		{[]string{"find", "external", "mars"}, `no switchboard joins "external" and "mars": no such switchboard (HTTP 404)`},
 	} {
 		out, err := ctl(t, url, tc.args...)
-		var u usageError
-		if errors.As(err, &u) {
-			t.Errorf("%v: a usage error %v", tc.args, err)
+		var r runError
+		if !errors.As(err, &r) {
+			t.Errorf("%v: %v is not a runError (exit status 1)", tc.args, err)
 		}
 		if diff := cmp.Diff(tc.want, errString(err)); diff != "" || out != "" {
 			t.Errorf("%v: printed %q, error (-want +got):\n%s", tc.args, out, diff)
@@ -177,28 +186,31 @@ func TestUsageErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"a missing command", nil, "missing command: alloc, update, adjust-timeout, delete, find, list, show or switchboards"},
-		{"an unknown command", []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"an unknown global flag", []string{"-colour", "list"}, "flag provided but not defined: -colour"},
+		{"a missing command", nil, "missing command; nftrtpctl -h lists them"},
+		{"an unknown command", []string{"frobnicate"}, `unknown command "frobnicate" for "nftrtpctl"`},
+		{"an unknown global flag", []string{"--colour", "list"}, "unknown flag: --colour"},
+		{"an unknown output format", []string{"-o", "xml", "list"}, `-o "xml": want table or json`},
 		{"an -a value without a port", []string{"alloc", "-switchboard", "edge", "-a", "192.0.2.10"},
-			`invalid value "192.0.2.10" for flag -a: want IP:PORT ([IPv6]:PORT): "192.0.2.10"`},
+			`invalid argument "192.0.2.10" for "-a, --a" flag: want IP:PORT ([IPv6]:PORT): "192.0.2.10"`},
 		{"an -a-rtcp value that is a name", []string{"alloc", "-switchboard", "edge", "-a-rtcp", "phone:4001"},
-			`invalid value "phone:4001" for flag -a-rtcp: want IP:PORT ([IPv6]:PORT): "phone:4001"`},
+			`invalid argument "phone:4001" for "--a-rtcp" flag: want IP:PORT ([IPv6]:PORT): "phone:4001"`},
 		{"a label without a value", []string{"alloc", "-switchboard", "edge", "-label", "call-id"},
-			`invalid value "call-id" for flag -label: want KEY=VALUE: "call-id"`},
+			`invalid argument "call-id" for "--label" flag: want KEY=VALUE: "call-id"`},
 		{"alloc without a switchboard", []string{"alloc", "-a", "192.0.2.10:4000"}, "alloc needs -switchboard NAME"},
 		{"update without an id", []string{"update", "-b", "10.0.0.10:5000"}, "update needs a session id first: update ID [-a IP:PORT] [-b IP:PORT]"},
-		{"update with a bad -b", []string{"update", "x", "-b", "10.0.0.10"}, `invalid value "10.0.0.10" for flag -b: want IP:PORT ([IPv6]:PORT): "10.0.0.10"`},
+		{"update with a bad -b", []string{"update", "x", "-b", "10.0.0.10"}, `invalid argument "10.0.0.10" for "-b, --b" flag: want IP:PORT ([IPv6]:PORT): "10.0.0.10"`},
 		{"show without an id", []string{"show"}, "show needs one session id"},
 		{"delete with two ids", []string{"delete", "x", "y"}, "delete needs one session id"},
 		{"find with one gate", []string{"find", "external"}, "find needs two gates: FROM TO (names or addresses)"},
 		{"adjust-timeout without a state", []string{"adjust-timeout", "x"}, "adjust-timeout needs: ID active|learning|ringing"},
+		{"terminate without a call-id", []string{"terminate"}, "terminate needs one Call-ID"},
+		{"count with an argument", []string{"count", "edge"}, "count takes no arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := ctl(t, url, tc.args...)
-			var u usageError
-			if !errors.As(err, &u) {
-				t.Fatalf("error %v, want a usage error", err)
+			var r runError
+			if err == nil || errors.As(err, &r) {
+				t.Fatalf("error %v, want a usage error (exit status 2)", err)
 			}
 			if diff := cmp.Diff(tc.want, err.Error()); diff != "" || out != "" {
 				t.Errorf("printed %q, error (-want +got):\n%s", out, diff)
@@ -267,8 +279,8 @@ func TestAnUnreachableDaemonIsNamed(t *testing.T) {
 func TestTheAPIAddressComesFromTheEnvironment(t *testing.T) {
 	url, _ := daemon(t)
 	t.Setenv("NFTRTPCTL_API", url)
-	var out bytes.Buffer
-	if err := run([]string{"list"}, &out); err != nil || strings.TrimSpace(out.String()) != "[]" {
-		t.Errorf("list via NFTRTPCTL_API: %v, printed %q", err, out.String())
+	out, err := ctlOut(t, "-o", "json", "list")
+	if err != nil || strings.TrimSpace(out) != "[]" {
+		t.Errorf("list via NFTRTPCTL_API: %v, printed %q", err, out)
 	}
 }

@@ -142,7 +142,7 @@ func (s *side) close() { s.rtpR.Close(); s.rtcpR.Close() }
 func call(ctx context.Context, lab *netlab.Lab, bin, logPath string) error {
 	callerAP := netip.AddrPortFrom(lab.CallerAddr, 4000)
 	calleeAP := netip.AddrPortFrom(lab.CalleeAddr, 5000)
-	args := []string{"alloc", "-switchboard", "edge", "-a", callerAP.String(), "-b", calleeAP.String()}
+	args := []string{"-o", "json", "alloc", "--switchboard", "edge", "-a", callerAP.String(), "-b", calleeAP.String()}
 	step("nftrtpctl " + strings.Join(args, " "))
 	out, err := ctl(ctx, lab, bin, args...)
 	if err != nil {
@@ -180,7 +180,7 @@ func call(ctx context.Context, lab *netlab.Lab, bin, logPath string) error {
 	ok := report(callee, sess.GateB, "caller's") && report(caller, sess.GateA, "callee's")
 
 	step("nftrtpctl show " + sess.ID + "  (counters from conntrack)")
-	if out, err := ctl(ctx, lab, bin, "show", sess.ID); err == nil {
+	if out, err := ctl(ctx, lab, bin, "-o", "json", "show", sess.ID); err == nil {
 		printLegs(out)
 	} else {
 		return err
