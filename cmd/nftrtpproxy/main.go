@@ -8,6 +8,8 @@
 // Usage:
 //
 //	nftrtpproxy -config /etc/nftrtpproxy/nftrtpproxy.toml [-log-level debug]
+//	nftrtpproxy -check [-config FILE]   validate the config and the host; exit 0 or 1
+//	nftrtpproxy -version
 package main
 
 import (
@@ -45,19 +47,21 @@ import (
 // within 2% (BenchmarkKernelAllocDelete, alternating runs).
 const gcPercent = 75
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..."; empty
+// means the build info's (versionString).
+var version = ""
 
 func main() {
 	configPath := flag.String("config", "/etc/nftrtpproxy/nftrtpproxy.toml", "configuration file (TOML)")
 	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	checkOnly := flag.Bool("check", false, "validate the configuration and the host, touching no kernel state, and exit 0 (valid) or 1")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
 	}
 	if *showVersion {
-		fmt.Println("nftrtpproxy", version)
+		fmt.Println("nftrtpproxy", versionString())
 		return
 	}
 	var lv slog.Level
@@ -66,6 +70,13 @@ func main() {
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
+	if *checkOnly {
+		if err := check(*configPath, os.Stdout, log); err != nil {
+			fmt.Fprintln(os.Stderr, "nftrtpproxy:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, *configPath, log); err != nil {
@@ -79,7 +90,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	checkSysctls(log)
+	checkHost(cfg, log)
 	dp, err := relay.Open(relay.Options{})
 	if err != nil {
 		return err
@@ -96,6 +107,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return mgr.Run(ctx) })
+	g.Go(func() error { return watchdog(ctx, log) })
 	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr), log: log}
 	deps.calls = calls.New(mgr, deps.sdp, cfg.Switchboards, cfg.Control.DefaultSwitchboard)
 	deps.calls.Restore()
@@ -103,7 +115,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	if err := startFrontends(ctx, g, deps); err != nil {
 		return err
 	}
-	log.Info("nftrtpproxy ready", "version", version, "switchboards", len(cfg.Switchboards))
+	log.Info("nftrtpproxy ready", "version", versionString(), "switchboards", len(cfg.Switchboards))
 	// Restoring 100k sessions leaves a few hundred MiB of decoded journal
 	// garbage that the runtime would hand back to the kernel only slowly:
 	// collect and return it now, beside serving rather than before it.
