@@ -14,12 +14,58 @@ FUZZTIME    ?= 20s
 KERNEL_PACKAGES := nftables conntrack iproute2 kmod
 SIP_PACKAGES    := kamailio sip-tester
 
-.PHONY: all build test unit integration lint fuzz bench demo deps demo-deps clean
+.PHONY: all build static deb install uninstall test unit integration lint fuzz bench demo deps demo-deps clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+## static: the two shipped binaries without cgo, so they run on any Linux
+## of the architecture whatever its libc (what deb and install ship).
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/static/ ./cmd/nftrtpproxy ./cmd/nftrtpctl
+
+## deb: the Debian package (packaging/nfpm.yaml) as DEB, built by nfpm at a
+## pinned version (go run fetches and builds it once). DEB_VERSION is
+## VERSION without its v, or 0~git<commit time>.<commit> between tags (so
+## later commits sort later).
+NFPM        := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+DEB_VERSION ?= $(shell echo '$(VERSION)' | sed -E -e 's/^v([0-9]+\.)/\1/' -e t -e "s/^/0~git$$(git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null)./" | tr - +)
+DEB_ARCH    ?= $(shell $(GO) env GOARCH)
+DEB         ?= $(BIN)/nftrtpproxy_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb: static
+	DEB_VERSION='$(DEB_VERSION)' DEB_ARCH='$(DEB_ARCH)' $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(DEB)
+
+## install, uninstall: for hosts without dpkg. Files go where systemd reads
+## them under PREFIX (/usr/local/lib/systemd/system, sysctl.d,
+## modules-load.d); the config and the reserved-ports snippet go to
+## SYSCONFDIR and are never overwritten nor removed. Nothing is applied:
+## run sysctl --system, modprobe nf_conntrack and systemctl daemon-reload.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+LIBDIR     := $(DESTDIR)$(PREFIX)/lib
+INSTALLED  := $(DESTDIR)$(PREFIX)/sbin/nftrtpproxy $(DESTDIR)$(PREFIX)/bin/nftrtpctl \
+	$(LIBDIR)/systemd/system/nftrtpproxy.service $(LIBDIR)/sysctl.d/60-nftrtpproxy.conf \
+	$(LIBDIR)/modules-load.d/nftrtpproxy.conf
+install: static
+	install -D -m 0755 $(BIN)/static/nftrtpproxy $(DESTDIR)$(PREFIX)/sbin/nftrtpproxy
+	install -D -m 0755 $(BIN)/static/nftrtpctl $(DESTDIR)$(PREFIX)/bin/nftrtpctl
+	install -d $(LIBDIR)/systemd/system
+	sed 's|/usr/sbin/nftrtpproxy|$(PREFIX)/sbin/nftrtpproxy|g; s|/etc/nftrtpproxy/|$(SYSCONFDIR)/nftrtpproxy/|g' \
+		examples/nftrtpproxy.service > $(LIBDIR)/systemd/system/nftrtpproxy.service
+	install -D -m 0644 packaging/sysctl.d/60-nftrtpproxy.conf $(LIBDIR)/sysctl.d/60-nftrtpproxy.conf
+	install -D -m 0644 packaging/modules-load.d/nftrtpproxy.conf $(LIBDIR)/modules-load.d/nftrtpproxy.conf
+	@for f in nftrtpproxy/nftrtpproxy.toml:examples/nftrtpproxy.toml \
+		sysctl.d/61-nftrtpproxy-reserved-ports.conf:packaging/sysctl.d/61-nftrtpproxy-reserved-ports.conf; do \
+	  dst=$(DESTDIR)$(SYSCONFDIR)/$${f%%:*}; \
+	  if [ -e $$dst ]; then echo "kept $$dst"; else install -D -m 0644 $${f#*:} $$dst; fi; done
+
+uninstall:
+	rm -f $(INSTALLED)
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/nftrtpproxy/ and $(DESTDIR)$(SYSCONFDIR)/sysctl.d/61-nftrtpproxy-reserved-ports.conf;"
+	@echo "the table stays until: nft delete table inet nftrtpproxy"
 
 ## deps: install the Debian packages that are missing (only as root).
 deps:
