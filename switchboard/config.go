@@ -24,7 +24,7 @@ type Config struct {
 }
 
 // Control holds the listen addresses of the control protocols. An empty
-// address disables that front end.
+// address disables that front end: nothing listens unless named.
 type Control struct {
 	HTTP               string
 	NG                 string
@@ -32,7 +32,27 @@ type Control struct {
 	LRKProxy           string
 	MediaProxy         string
 	DefaultSwitchboard string
+	// ReplyCacheBytes is each reply cache's budget in bytes (keys and
+	// replies): the oldest replies leave first when it is spent.
+	ReplyCacheBytes int
+	// SocketGroup, when set, owns the unix control sockets (mode 0660).
+	SocketGroup string
+	// Allow lists the source networks each network control socket
+	// answers; datagrams and connections from elsewhere are dropped.
+	Allow Allow
 }
+
+// Allow holds the source networks per network control socket.
+type Allow struct {
+	HTTP, NG, RTPProxy, LRKProxy []netip.Prefix
+}
+
+// DefaultReplyCacheBytes is [control] reply-cache-bytes when unset: 16 MiB
+// per cache holds some 50,000 ordinary replies (about 300 bytes each).
+const DefaultReplyCacheBytes = 16 << 20
+
+// defaultAllow is every allow list that is unset: the loopback networks.
+var defaultAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Timeouts are the per-switchboard session timers of iptrtpproxy.
 type Timeouts struct {
@@ -61,6 +81,9 @@ type Switchboard struct {
 	Name     string
 	A, B     Gate
 	Timeouts Timeouts
+	// MaxSessions caps the sessions held at once (0: only the port
+	// ranges do).
+	MaxSessions int
 }
 
 // PortRange is an inclusive range of UDP ports.
@@ -89,12 +112,18 @@ type rawConfig struct {
 }
 
 type rawControl struct {
-	HTTP               *string `toml:"http"`
-	NG                 string  `toml:"ng"`
-	RTPProxy           string  `toml:"rtpproxy"`
-	LRKProxy           string  `toml:"lrkproxy"`
-	MediaProxy         string  `toml:"mediaproxy"`
-	DefaultSwitchboard string  `toml:"default-switchboard"`
+	HTTP               string   `toml:"http"`
+	NG                 string   `toml:"ng"`
+	RTPProxy           string   `toml:"rtpproxy"`
+	LRKProxy           string   `toml:"lrkproxy"`
+	MediaProxy         string   `toml:"mediaproxy"`
+	DefaultSwitchboard string   `toml:"default-switchboard"`
+	ReplyCacheBytes    *int     `toml:"reply-cache-bytes"`
+	SocketGroup        string   `toml:"socket-group"`
+	HTTPAllow          []string `toml:"http-allow"`
+	NGAllow            []string `toml:"ng-allow"`
+	RTPProxyAllow      []string `toml:"rtpproxy-allow"`
+	LRKProxyAllow      []string `toml:"lrkproxy-allow"`
 }
 
 type rawTimeouts struct {
@@ -104,6 +133,7 @@ type rawTimeouts struct {
 	AlwaysLearnB *bool     `toml:"always-learn-b"`
 	Ringing      *duration `toml:"ringing-timeout"`
 	Media        *duration `toml:"media-timeout"`
+	MaxSessions  *int      `toml:"max-sessions"`
 }
 
 type rawSwitchboard struct {
@@ -151,7 +181,9 @@ func (d *duration) UnmarshalTOML(v any) error {
 var defaultTimeouts = Timeouts{LearningA: 10 * time.Second, LearningB: 10 * time.Second,
 	Ringing: 90 * time.Second, Media: 60 * time.Second}
 
-// DefaultHTTP is the native API's address when [control] http is not set.
+// DefaultHTTP is the address nftrtpctl calls when told none, and the one
+// the examples give [control] http. The daemon serves HTTP only where
+// [control] http names.
 const DefaultHTTP = "127.0.0.1:7780"
 
 // LoadConfig reads and validates the TOML file at path.
@@ -190,14 +222,22 @@ func ParseConfig(b []byte) (*Config, error) {
 }
 
 func (r rawConfig) validate() (*Config, error) {
-	c := &Config{StateDir: r.StateDir, Control: r.Control.validate()}
+	ctl, err := r.Control.validate()
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	c := &Config{StateDir: r.StateDir, Control: ctl}
 	if c.StateDir == "" {
 		return nil, errors.New(`"state-dir" is required`)
 	}
 	defaults := r.Defaults.over(defaultTimeouts)
+	maxSessions, err := r.Defaults.maxSessions(0)
+	if err != nil {
+		return nil, fmt.Errorf("defaults: %w", err)
+	}
 	seen := map[string]bool{}
 	for i, rs := range r.Switchboard {
-		sb, err := rs.validate(defaults)
+		sb, err := rs.validate(defaults, maxSessions)
 		if err != nil {
 			if rs.Name == "" {
 				return nil, fmt.Errorf("switchboard %d: %w", i+1, err)
@@ -222,13 +262,65 @@ func (r rawConfig) validate() (*Config, error) {
 	return c, nil
 }
 
-func (r rawControl) validate() Control {
-	c := Control{HTTP: DefaultHTTP, NG: r.NG, RTPProxy: r.RTPProxy, LRKProxy: r.LRKProxy,
-		MediaProxy: r.MediaProxy, DefaultSwitchboard: r.DefaultSwitchboard}
-	if r.HTTP != nil {
-		c.HTTP = *r.HTTP
+func (r rawControl) validate() (Control, error) {
+	c := Control{HTTP: r.HTTP, NG: r.NG, RTPProxy: r.RTPProxy, LRKProxy: r.LRKProxy,
+		MediaProxy: r.MediaProxy, DefaultSwitchboard: r.DefaultSwitchboard,
+		ReplyCacheBytes: DefaultReplyCacheBytes, SocketGroup: r.SocketGroup}
+	if r.ReplyCacheBytes != nil {
+		if *r.ReplyCacheBytes < 1<<10 {
+			return c, fmt.Errorf("reply-cache-bytes %d: want at least 1024", *r.ReplyCacheBytes)
+		}
+		c.ReplyCacheBytes = *r.ReplyCacheBytes
 	}
-	return c
+	for _, l := range []struct {
+		key string
+		raw []string
+		out *[]netip.Prefix
+	}{
+		{"http-allow", r.HTTPAllow, &c.Allow.HTTP},
+		{"ng-allow", r.NGAllow, &c.Allow.NG},
+		{"rtpproxy-allow", r.RTPProxyAllow, &c.Allow.RTPProxy},
+		{"lrkproxy-allow", r.LRKProxyAllow, &c.Allow.LRKProxy},
+	} {
+		p, err := parseAllow(l.key, l.raw)
+		if err != nil {
+			return c, err
+		}
+		*l.out = p
+	}
+	return c, nil
+}
+
+// parseAllow reads an allow list of networks ("10.0.0.0/8") or addresses
+// ("192.0.2.7"); unset, it is the loopback networks.
+func parseAllow(key string, raw []string) ([]netip.Prefix, error) {
+	if raw == nil {
+		return defaultAllow, nil
+	}
+	out := make([]netip.Prefix, 0, len(raw))
+	for _, s := range raw {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil || a.Zone() != "" {
+				return nil, fmt.Errorf("%s: %q is not a network or address", key, s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Allowed reports whether a is in one of the networks of list.
+func Allowed(list []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // over returns base with r's settings applied on top.
@@ -255,7 +347,18 @@ func (r rawTimeouts) over(base Timeouts) Timeouts {
 	return t
 }
 
-func (r rawSwitchboard) validate(defaults Timeouts) (*Switchboard, error) {
+// maxSessions is max-sessions, or def when unset.
+func (r rawTimeouts) maxSessions(def int) (int, error) {
+	if r.MaxSessions == nil {
+		return def, nil
+	}
+	if *r.MaxSessions < 0 {
+		return 0, fmt.Errorf("max-sessions %d: want 0 (no cap) or more", *r.MaxSessions)
+	}
+	return *r.MaxSessions, nil
+}
+
+func (r rawSwitchboard) validate(defaults Timeouts, maxSessions int) (*Switchboard, error) {
 	if r.Name == "" {
 		return nil, errors.New(`"name" is required`)
 	}
@@ -273,7 +376,11 @@ func (r rawSwitchboard) validate(defaults Timeouts) (*Switchboard, error) {
 	if a.Name != "" && a.Name == b.Name {
 		return nil, fmt.Errorf("gate-a and gate-b are both named %q", a.Name)
 	}
-	sb := &Switchboard{Name: r.Name, A: a, B: b, Timeouts: r.rawTimeouts.over(defaults)}
+	max, err := r.maxSessions(maxSessions)
+	if err != nil {
+		return nil, err
+	}
+	sb := &Switchboard{Name: r.Name, A: a, B: b, Timeouts: r.rawTimeouts.over(defaults), MaxSessions: max}
 	if sb.Timeouts.Ringing <= 0 {
 		return nil, errors.New(`"ringing-timeout" must be above zero`)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"net/netip"
+
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -24,8 +26,15 @@ rtpproxy = "udp:127.0.0.1:22223"
 lrkproxy = "127.0.0.1:22333"
 mediaproxy = "/run/nftrtpproxy/dispatcher.sock"
 default-switchboard = "edge"
+reply-cache-bytes = 8388608
+socket-group = "kamailio"
+http-allow = ["127.0.0.1"]
+ng-allow = ["127.0.0.0/8", "10.0.0.0/8"]
+rtpproxy-allow = ["::1"]
+lrkproxy-allow = []
 
 [defaults]
+max-sessions = 5000
 learning-timeout-a = "10s"
 learning-timeout-b = 5
 always-learn-a = false
@@ -37,6 +46,7 @@ media-timeout = 120
 name = "edge"
 ringing-timeout = 60
 learning-timeout-a = "2.5s"
+max-sessions = 100
 gate-a = { name = "external", address = "192.0.2.1", ports = "30000-39999" }
 gate-b = { name = "internal", address = "10.0.0.1",  ports = "30000-39999" }
 
@@ -57,19 +67,24 @@ func TestDocumentedSchemaParses(t *testing.T) {
 	want := &Config{
 		StateDir: "/var/lib/nftrtpproxy",
 		Control: Control{HTTP: "127.0.0.1:7781", NG: "127.0.0.1:2223", RTPProxy: "udp:127.0.0.1:22223",
-			LRKProxy: "127.0.0.1:22333", MediaProxy: "/run/nftrtpproxy/dispatcher.sock", DefaultSwitchboard: "edge"},
+			LRKProxy: "127.0.0.1:22333", MediaProxy: "/run/nftrtpproxy/dispatcher.sock", DefaultSwitchboard: "edge",
+			ReplyCacheBytes: 8 << 20, SocketGroup: "kamailio",
+			Allow: Allow{HTTP: prefixes("127.0.0.1/32"), NG: prefixes("127.0.0.0/8", "10.0.0.0/8"),
+				RTPProxy: prefixes("::1/128"), LRKProxy: []netip.Prefix{}}},
 		Switchboards: []*Switchboard{{
 			Name: "edge",
 			A:    Gate{Name: "external", Addr: mustAddr("192.0.2.1"), Ports: PortRange{30000, 39999}},
 			B:    Gate{Name: "internal", Addr: mustAddr("10.0.0.1"), Ports: PortRange{30000, 39999}},
 			Timeouts: Timeouts{LearningA: 2500 * time.Millisecond, LearningB: 5 * time.Second,
 				AlwaysLearnB: true, Ringing: time.Minute, Media: 2 * time.Minute},
+			MaxSessions: 100,
 		}, {
 			Name: "v6",
 			A:    Gate{Addr: mustAddr("2001:db8::1"), Ports: PortRange{40000, 40099}},
 			B:    Gate{Addr: mustAddr("2001:db8::1"), Ports: PortRange{40100, 40199}},
 			Timeouts: Timeouts{LearningA: 10 * time.Second, LearningB: 5 * time.Second,
 				Ringing: 90 * time.Second},
+			MaxSessions: 5000,
 		}},
 	}
 	if diff := cmp.Diff(want, got, addrs); diff != "" {
@@ -81,6 +96,14 @@ func TestDocumentedSchemaParses(t *testing.T) {
 	if sb := got.Switchboard("core"); sb != nil {
 		t.Errorf("Switchboard(%q) = %v, want nil", "core", sb)
 	}
+}
+
+func prefixes(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		out[i] = netip.MustParsePrefix(p)
+	}
+	return out
 }
 
 // base is the smallest valid configuration; cases edit it.
@@ -115,11 +138,17 @@ var goodConfigs = []struct {
 	name, toml string
 	check      func(*Config) string // what to look at; "" when as expected
 }{
-	{"the smallest config gets the default timeouts and the loopback API", base, func(c *Config) string {
-		if c.Control != (Control{HTTP: "127.0.0.1:7780"}) || c.Switchboards[0].Timeouts != defaultTimeouts {
-			return cmp.Diff(Control{HTTP: "127.0.0.1:7780"}, c.Control)
-		}
-		return ""
+	{"the smallest config gets the default timeouts and limits, and no API", base, func(c *Config) string {
+		want := Control{ReplyCacheBytes: DefaultReplyCacheBytes,
+			Allow: Allow{HTTP: defaultAllow, NG: defaultAllow, RTPProxy: defaultAllow, LRKProxy: defaultAllow}}
+		return cmp.Diff(want, c.Control, addrs) + cmp.Diff(defaultTimeouts, c.Switchboards[0].Timeouts) +
+			cmp.Diff(0, c.Switchboards[0].MaxSessions)
+	}},
+	{"limits, the socket group and allow lists are read", edit("[[switchboard]]", "[control]\nreply-cache-bytes = 4096\nsocket-group = \"kamailio\"\nng-allow = [\"10.0.0.0/8\", \"192.0.2.7\"]\n[defaults]\nmax-sessions = 10\n[[switchboard]]") + coreWith("31000-31999") + "max-sessions = 0\n", func(c *Config) string {
+		want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}
+		return cmp.Diff(4096, c.Control.ReplyCacheBytes) + cmp.Diff("kamailio", c.Control.SocketGroup) +
+			cmp.Diff(want, c.Control.Allow.NG, addrs) + cmp.Diff(defaultAllow, c.Control.Allow.RTPProxy, addrs) +
+			cmp.Diff(10, c.Switchboards[0].MaxSessions) + cmp.Diff(0, c.Switchboards[1].MaxSessions)
 	}},
 	{"an empty http address disables the API", edit("[[switchboard]]", "[control]\nhttp = \"\"\n[[switchboard]]"), func(c *Config) string {
 		return cmp.Diff("", c.Control.HTTP)
@@ -168,6 +197,9 @@ var badConfigs = []struct{ name, toml, want string }{
 	{"an unknown switchboard key is named with its table", base + "colour = \"red\"\n", `unknown key "switchboard.colour"`},
 	{"an unknown gate key is named with its path", edit(`"30000-30999" }`, `"30000-30999", mtu = 1500 }`), `unknown key "switchboard.gate-a.mtu"`},
 	{"an unknown control key is named", edit("[[switchboard]]", "[control]\nsip = \"x\"\n[[switchboard]]"), `unknown key "control.sip"`},
+	{"a bad allow entry is named", edit("[[switchboard]]", "[control]\nng-allow = [\"10.0.0.0/33\"]\n[[switchboard]]"), `control: ng-allow: "10.0.0.0/33" is not a network or address`},
+	{"a tiny reply cache", edit("[[switchboard]]", "[control]\nreply-cache-bytes = 10\n[[switchboard]]"), `control: reply-cache-bytes 10: want at least 1024`},
+	{"a negative max-sessions", base + "max-sessions = -1\n", `switchboard "edge": max-sessions -1: want 0 (no cap) or more`},
 	{"several unknown keys are listed together", "colour = 1\nsize = 2\n" + base, `unknown key "colour", "size"`},
 	{"a missing state-dir", edit(`state-dir = "/var/lib/nftrtpproxy"`, ""), `"state-dir" is required`},
 	{"no switchboard at all", `state-dir = "/x"`, `no [[switchboard]] defined`},

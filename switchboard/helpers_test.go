@@ -20,7 +20,7 @@ func ep(rtp string) Endpoint       { return Endpoint{RTP: ap(rtp)} }
 func epp(rtp string) *Endpoint     { e := ep(rtp); return &e }
 
 // addrs lets cmp compare netip values, whose fields are unexported.
-var addrs = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{})
+var addrs = cmpopts.EquateComparable(netip.Addr{}, netip.AddrPort{}, netip.Prefix{})
 
 // legsOf returns the legs m holds, sorted by mark.
 func legsOf(t *testing.T, m *relaytest.Memory) []relay.Leg {

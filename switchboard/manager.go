@@ -119,6 +119,12 @@ func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
 	if err := checkPeers(bd.sb, r.A, r.B); err != nil {
 		return nil, err
 	}
+	if err := checkLabels(r.Labels); err != nil {
+		return nil, err
+	}
+	if err := bd.checkCapacity(); err != nil {
+		return nil, err
+	}
 	s, err := m.newSession(bd, r)
 	if err != nil {
 		return nil, err
@@ -318,6 +324,9 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 			next.Labels = map[string]string{}
 		}
 		next.Labels[k] = v
+	}
+	if err := checkLabels(next.Labels); err != nil {
+		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
 	next.Updated = now
 	if err := m.commit(ctx, e, next, false); err != nil {

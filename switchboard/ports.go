@@ -65,3 +65,6 @@ func (p *ports) index(rtp uint16) (int, error) {
 	}
 	return int(rtp-p.first) / 2, nil
 }
+
+// inUse is the number of pairs taken.
+func (p *ports) inUse() int { return len(p.used) - p.free }
