@@ -12,16 +12,20 @@ import (
 // first copy arrives: copies that arrive while it is processed are parked
 // and answered when it completes, one reply per copy, as rtpengine does.
 //
-// Entries leave after ttl, or oldest first when max are held; an entry
-// that leaves while in flight still answers the copies parked on it.
+// Entries leave after ttl, or oldest first when max are held or their
+// bytes (sender, cookie and reply, plus entryOverhead each) exceed budget;
+// an entry that leaves while in flight still answers the copies parked on
+// it.
 // arrive is called from one goroutine (the read loop) with a clock that
 // does not go back; complete from any. Safe for concurrent use.
 type replyCache struct {
 	ttl       time.Duration
 	max       int
+	budget    int
 	maxParked int
 
 	mu      sync.Mutex
+	bytes   int // held by the entries, as size counts them
 	entries map[cacheKey]*cacheEntry
 	queue   []*cacheEntry // by arrival, oldest at head
 	head    int
@@ -34,7 +38,12 @@ type cacheEntry struct {
 	at     time.Time
 	reply  []byte // the whole reply datagram; nil while in flight
 	parked int    // copies that arrived in flight
+	size   int    // bytes counted against the budget
 }
+
+// entryOverhead approximates what an entry costs beyond its strings: the
+// entry, its map slot and its queue slot.
+const entryOverhead = 128
 
 // verdict says what to do with an arriving datagram.
 type verdict int
@@ -46,8 +55,8 @@ const (
 	drop                   // in flight with maxParked copies parked already
 )
 
-func newReplyCache(ttl time.Duration, max, maxParked int) *replyCache {
-	return &replyCache{ttl: ttl, max: max, maxParked: maxParked, entries: map[cacheKey]*cacheEntry{}}
+func newReplyCache(ttl time.Duration, max, budget, maxParked int) *replyCache {
+	return &replyCache{ttl: ttl, max: max, budget: budget, maxParked: maxParked, entries: map[cacheKey]*cacheEntry{}}
 }
 
 // arrive looks k up at time now. For replay it returns the reply; for
@@ -66,11 +75,12 @@ func (c *replyCache) arrive(k cacheKey, now time.Time) (verdict, *cacheEntry, []
 		}
 		return drop, e, nil
 	}
-	for len(c.entries) >= c.max {
+	e := &cacheEntry{key: k, at: now, size: entryOverhead + len(k.from) + len(k.cookie)}
+	for len(c.entries) > 0 && (len(c.entries) >= c.max || c.bytes+e.size > c.budget) {
 		c.pop()
 	}
-	e := &cacheEntry{key: k, at: now}
 	c.entries[k] = e
+	c.bytes += e.size
 	c.queue = append(c.queue, e)
 	return execute, e, nil
 }
@@ -81,6 +91,13 @@ func (c *replyCache) complete(e *cacheEntry, reply []byte) (parked int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e.reply, parked, e.parked = reply, e.parked, 0
+	if c.entries[e.key] == e {
+		e.size += len(reply)
+		c.bytes += len(reply)
+		for c.bytes > c.budget && c.head < len(c.queue) {
+			c.pop()
+		}
+	}
 	return parked
 }
 
@@ -98,6 +115,7 @@ func (c *replyCache) pop() {
 	c.head++
 	if c.entries[e.key] == e {
 		delete(c.entries, e.key)
+		c.bytes -= e.size
 	}
 	if c.head > len(c.queue)/2 && c.head > 64 { // reuse the space behind
 		n := copy(c.queue, c.queue[c.head:])
@@ -106,9 +124,9 @@ func (c *replyCache) pop() {
 	}
 }
 
-// len returns the number of entries held.
-func (c *replyCache) len() int {
+// len returns the number of entries held and their bytes.
+func (c *replyCache) len() (entries, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.entries)
+	return len(c.entries), c.bytes
 }

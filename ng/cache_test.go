@@ -2,13 +2,14 @@ package ng
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestReplyCacheAnswersCopiesAndForgetsAfterTTL(t *testing.T) {
 	t.Parallel()
-	c := newReplyCache(time.Minute, 10, 2)
+	c := newReplyCache(time.Minute, 10, 1<<20, 2)
 	k := cacheKey{"127.0.0.1:5060", "1_2_3"}
 	t0 := time.Unix(1000, 0)
 	v, e, _ := c.arrive(k, t0)
@@ -32,14 +33,14 @@ func TestReplyCacheAnswersCopiesAndForgetsAfterTTL(t *testing.T) {
 	if v, _, _ := c.arrive(k, t0.Add(time.Minute)); v != execute {
 		t.Errorf("copy after the TTL: verdict %d, want execute", v)
 	}
-	if n := c.len(); n != 2 {
+	if n, _ := c.len(); n != 2 {
 		t.Errorf("%d entries, want the 2 of the last minute", n)
 	}
 }
 
 func TestReplyCacheDropsTheOldestWhenFull(t *testing.T) {
 	t.Parallel()
-	c := newReplyCache(time.Minute, 100, 2)
+	c := newReplyCache(time.Minute, 100, 1<<20, 2)
 	t0 := time.Unix(1000, 0)
 	first, e, _ := c.arrive(cacheKey{"a", "0"}, t0)
 	for i := 1; i < 1000; i++ {
@@ -47,7 +48,7 @@ func TestReplyCacheDropsTheOldestWhenFull(t *testing.T) {
 			c.complete(e, []byte("reply"))
 		}
 	}
-	if n := c.len(); n != 100 {
+	if n, _ := c.len(); n != 100 {
 		t.Errorf("%d entries, want 100", n)
 	}
 	if v, _, _ := c.arrive(cacheKey{"a", "999"}, t0.Add(time.Second)); v != replay {
@@ -59,5 +60,32 @@ func TestReplyCacheDropsTheOldestWhenFull(t *testing.T) {
 	}
 	if len(c.queue) > 2*100+64 {
 		t.Errorf("queue holds %d slots for 100 entries", len(c.queue))
+	}
+}
+
+func TestReplyCacheHoldsItsByteBudget(t *testing.T) {
+	t.Parallel()
+	const budget = 64 << 10
+	c := newReplyCache(time.Minute, 1<<16, budget, 2)
+	t0 := time.Unix(1000, 0)
+	cookie := strings.Repeat("c", 2000)
+	for i := range 1000 {
+		k := cacheKey{"192.0.2.1:5060", fmt.Sprint(cookie, i)}
+		if v, e, _ := c.arrive(k, t0); v == execute {
+			c.complete(e, []byte(k.cookie+" d6:result5:error12:error-reason21:Invalid NG data formate"))
+		}
+		if _, b := c.len(); b > budget {
+			t.Fatalf("after %d requests the cache holds %d bytes, above its budget of %d", i+1, b, budget)
+		}
+	}
+	n, b := c.len()
+	if n < 10 || b < budget/2 {
+		t.Errorf("the cache holds %d entries in %d bytes: the budget is not used", n, b)
+	}
+	if v, _, _ := c.arrive(cacheKey{"192.0.2.1:5060", fmt.Sprint(cookie, 999)}, t0); v != replay {
+		t.Errorf("the newest entry: verdict %d, want replay", v)
+	}
+	if v, _, _ := c.arrive(cacheKey{"192.0.2.1:5060", fmt.Sprint(cookie, 0)}, t0); v != execute {
+		t.Errorf("the oldest entry: verdict %d, want execute (evicted)", v)
 	}
 }

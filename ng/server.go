@@ -24,6 +24,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheSize caps the replies kept, oldest dropped first: 65536.
 	CacheSize int
+	// CacheBytes caps the bytes of the replies kept with their senders
+	// and cookies, oldest dropped first: 16 MiB.
+	CacheBytes int
 	// Concurrency is the number of requests processed at once: 16 (the
 	// Manager serialises kernel work anyway). When all are busy the socket
 	// buffer queues.
@@ -47,7 +50,8 @@ func NewServer(conn net.PacketConn, b Backend, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cache := newReplyCache(positive(opts.CacheTTL, time.Minute), positive(opts.CacheSize, 1<<16), 8)
+	cache := newReplyCache(positive(opts.CacheTTL, time.Minute), positive(opts.CacheSize, 1<<16),
+		positive(opts.CacheBytes, 16<<20), 8)
 	return &Server{conn: conn, backend: b, log: log, cache: cache, workers: positive(opts.Concurrency, 16)}
 }
 

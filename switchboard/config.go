@@ -312,17 +312,6 @@ func parseAllow(key string, raw []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// Allowed reports whether a is in one of the networks of list.
-func Allowed(list []netip.Prefix, a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range list {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 // over returns base with r's settings applied on top.
 func (r rawTimeouts) over(base Timeouts) Timeouts {
 	t := base
