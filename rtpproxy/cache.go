@@ -10,15 +10,24 @@ import (
 const (
 	cacheTTL  = 30 * time.Second
 	cacheSize = 1 << 16
+	// DefaultCacheBytes is the cache's byte budget unless SocketOptions
+	// set one.
+	DefaultCacheBytes = 16 << 20
+	// entryOverhead approximates an entry's cost beyond its key and reply:
+	// the entry, its list element and its map slot.
+	entryOverhead = 128
 )
 
 // replyCache holds the replies of recent commands by sender and cookie,
 // so a retransmitted command is answered again without running twice.
-// It is bounded in age and size; not safe for concurrent use.
+// It is bounded in age, entries and bytes (key, reply and entryOverhead
+// per entry), the oldest leaving first; not safe for concurrent use.
 type replyCache struct {
 	now     func() time.Time
 	ttl     time.Duration
 	max     int
+	budget  int
+	bytes   int
 	entries map[string]*list.Element
 	order   *list.List // of *cached, oldest first
 }
@@ -29,8 +38,14 @@ type cached struct {
 	at    time.Time
 }
 
-func newReplyCache(now func() time.Time) *replyCache {
-	return &replyCache{now: now, ttl: cacheTTL, max: cacheSize, entries: map[string]*list.Element{}, order: list.New()}
+func (c *cached) size() int { return entryOverhead + len(c.key) + len(c.reply) }
+
+func newReplyCache(now func() time.Time, budget int) *replyCache {
+	if budget <= 0 {
+		budget = DefaultCacheBytes
+	}
+	return &replyCache{now: now, ttl: cacheTTL, max: cacheSize, budget: budget,
+		entries: map[string]*list.Element{}, order: list.New()}
 }
 
 // get returns the reply cached for key.
@@ -46,10 +61,12 @@ func (c *replyCache) get(key string) ([]byte, bool) {
 // put caches reply for key, evicting the oldest entries beyond the bounds.
 func (c *replyCache) put(key string, reply []byte) {
 	if e, ok := c.entries[key]; ok {
-		c.order.Remove(e)
+		c.drop(e)
 	}
-	c.entries[key] = c.order.PushBack(&cached{key: key, reply: reply, at: c.now()})
-	for c.order.Len() > c.max {
+	v := &cached{key: key, reply: reply, at: c.now()}
+	c.entries[key] = c.order.PushBack(v)
+	c.bytes += v.size()
+	for c.order.Len() > c.max || c.bytes > c.budget {
 		c.drop(c.order.Front())
 	}
 }
@@ -61,6 +78,8 @@ func (c *replyCache) expire() {
 }
 
 func (c *replyCache) drop(e *list.Element) {
-	delete(c.entries, e.Value.(*cached).key)
+	v := e.Value.(*cached)
+	delete(c.entries, v.key)
+	c.bytes -= v.size()
 	c.order.Remove(e)
 }

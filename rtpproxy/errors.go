@@ -30,7 +30,7 @@ const (
 	codeAddress         = 37 // ECODE_INVLARG_7: bad media address or port
 	codeUnknownSession  = 50 // ECODE_SESUNKN
 	codeQuery           = 62 // ECODE_QRYFAIL: unsupported counter
-	codePorts           = 71 // ECODE_LSTFAIL_1: no free port pair
+	codePorts           = 71 // ECODE_LSTFAIL_1: no free port pair, or a session limit
 	codeRelay           = 72 // ECODE_LSTFAIL_2: the relay could not apply the change
 )
 
@@ -65,7 +65,7 @@ func errorReply(err error) string {
 		code = codeUnknownSession
 	case errors.Is(err, errNoRoute), errors.Is(err, switchboard.ErrUnknownSwitchboard):
 		code = codeNoLocalAddr
-	case errors.Is(err, switchboard.ErrPortsExhausted):
+	case errors.Is(err, switchboard.ErrPortsExhausted), errors.Is(err, switchboard.ErrSessionLimit):
 		code = codePorts
 	case errors.Is(err, switchboard.ErrInvalid):
 		code = codeAddress

@@ -40,6 +40,9 @@ func (s *Server) update(ctx context.Context, c command) (string, error) {
 // create allocates a ringing session for a new stream, with the creator on
 // the side its offer comes from.
 func (s *Server) create(ctx context.Context, c command) (string, error) {
+	if err := switchboard.CheckStreams("in call "+strconv.Quote(c.callID), len(s.calls[c.callID])+1, switchboard.MaxStreamsPerCall); err != nil {
+		return "", err
+	}
 	board, sd, err := s.route(c.mods)
 	if err != nil {
 		return "", err

@@ -71,7 +71,7 @@ func (r *rig) serve(spec string) {
 	if spec == "unix" {
 		spec = "unix:" + filepath.Join(r.t.TempDir(), "run", "rtpproxy.sock")
 	}
-	sock, err := Listen(spec)
+	sock, err := Listen(spec, SocketOptions{})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -546,7 +546,7 @@ func TestUnixStreamTakesNewlineTerminatedCommandsOnOneConnection(t *testing.T) {
 
 func TestListenRejectsUnknownSocketForms(t *testing.T) {
 	for _, spec := range []string{"", "udp", "tcp:127.0.0.1:1", "unix:", "127.0.0.1:22223"} {
-		if _, err := Listen(spec); err == nil || !strings.Contains(err.Error(), `want "udp:HOST:PORT" or "unix:PATH"`) {
+		if _, err := Listen(spec, SocketOptions{}); err == nil || !strings.Contains(err.Error(), `want "udp:HOST:PORT" or "unix:PATH"`) {
 			t.Errorf("Listen(%q) = %v, want an error naming the forms", spec, err)
 		}
 	}
@@ -555,17 +555,17 @@ func TestListenRejectsUnknownSocketForms(t *testing.T) {
 // A socket left behind by a killed daemon is replaced; a live one is not.
 func TestListenReplacesAStaleUnixSocketOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rtpproxy.sock")
-	live, err := Listen("unix:" + path)
+	live, err := Listen("unix:" + path, SocketOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen("unix:" + path); err == nil || !strings.Contains(err.Error(), "another process listens") {
+	if _, err := Listen("unix:" + path, SocketOptions{}); err == nil || !strings.Contains(err.Error(), "another process listens") {
 		t.Fatalf("second Listen on a live socket: %v", err)
 	}
 	ul := live.ln.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false) // as if killed: the file stays
 	live.Close()
-	again, err := Listen("unix:" + path)
+	again, err := Listen("unix:" + path, SocketOptions{})
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -581,7 +581,7 @@ func FuzzDatagram(f *testing.F) {
 	cfg := switchboardtest.Config(f, "30000-30009", moreBoards)
 	mgr, mem := switchboardtest.Manager(f, cfg)
 	srv := New(mgr, cfg.Switchboards, "edge", nil)
-	cache := newReplyCache(time.Now)
+	cache := newReplyCache(time.Now, 0)
 	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}
 	f.Fuzz(func(t *testing.T, d string) {
 		reply := srv.datagram(context.Background(), cache, from, []byte(d))

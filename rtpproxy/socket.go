@@ -8,28 +8,46 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 )
 
 // maxCommand bounds a command: a datagram, or one read of a stream.
 const maxCommand = 64 << 10
 
+// maxCookie bounds a UDP command's cookie: Kamailio's are
+// "<pid>_<counter>" and a few bytes long. Longer ones are answered E5 and
+// never cached.
+const maxCookie = 256
+
 // Socket is a listening control socket: UDP, where every datagram and
 // reply carries a cookie, or a unix stream socket, without cookies.
 type Socket struct {
-	pc net.PacketConn
-	ln net.Listener
+	pc   net.PacketConn
+	ln   net.Listener
+	opts SocketOptions
+}
+
+// SocketOptions guard a Socket; the zero value keeps the defaults noted.
+type SocketOptions struct {
+	// Group owns a unix socket, mode 0660 (empty: the daemon's group).
+	Group string
+	// Filter admits the sources of UDP datagrams; nil admits all.
+	Filter *ctlsock.Filter
+	// CacheBytes is the UDP reply cache's budget (DefaultCacheBytes).
+	CacheBytes int
 }
 
 // Listen opens the control socket spec names, in the forms of Kamailio's
 // rtpproxy_sock: "udp:HOST:PORT" (also "udp6:"; an IPv6 HOST in brackets)
 // or "unix:PATH". A unix socket's directory is created if missing and a
 // stale socket left by a killed daemon is replaced; the socket itself is
-// open to every local user, like a loopback UDP port, so restrict its
-// directory to limit who may control the relay.
-func Listen(spec string) (*Socket, error) {
+// open to its owner and opts.Group only (mode 0660).
+func Listen(spec string, opts SocketOptions) (*Socket, error) {
 	scheme, addr, ok := strings.Cut(spec, ":")
 	switch {
 	case ok && (scheme == "udp" || scheme == "udp6") && addr != "":
@@ -37,18 +55,18 @@ func Listen(spec string) (*Socket, error) {
 		if err != nil {
 			return nil, fmt.Errorf("rtpproxy: socket %q: %w", spec, err)
 		}
-		return &Socket{pc: pc}, nil
+		return &Socket{pc: ctlsock.PacketConn(pc, opts.Filter), opts: opts}, nil
 	case ok && scheme == "unix" && addr != "":
-		ln, err := listenUnix(addr)
+		ln, err := listenUnix(addr, opts.Group)
 		if err != nil {
 			return nil, fmt.Errorf("rtpproxy: socket %q: %w", spec, err)
 		}
-		return &Socket{ln: ln}, nil
+		return &Socket{ln: ln, opts: opts}, nil
 	}
 	return nil, fmt.Errorf("rtpproxy: socket %q: want \"udp:HOST:PORT\" or \"unix:PATH\"", spec)
 }
 
-func listenUnix(path string) (net.Listener, error) {
+func listenUnix(path, group string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -59,7 +77,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o666); err != nil {
+	if err := ctlsock.Restrict(path, group); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -110,18 +128,17 @@ func (s *Server) Run(ctx context.Context, sock *Socket) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if sock.pc != nil {
-		return s.serveUDP(ctx, sock.pc)
+		return s.serveUDP(ctx, sock.pc, newReplyCache(s.now, sock.opts.CacheBytes))
 	}
-	return s.serveStream(ctx, sock.ln)
+	return s.serveStream(ctx, ctlsock.Listener(sock.ln, nil, s.log))
 }
 
 // serveUDP answers datagrams "COOKIE COMMAND" with "COOKIE REPLY\n", one at
 // a time, so a retransmission (same cookie) always finds the first reply
 // in the cache and a command is executed once.
-func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn) error {
+func (s *Server) serveUDP(ctx context.Context, pc net.PacketConn, cache *replyCache) error {
 	stop := context.AfterFunc(ctx, func() { pc.Close() })
 	defer stop()
-	cache := newReplyCache(s.now)
 	buf := make([]byte, maxCommand)
 	for {
 		n, from, err := pc.ReadFrom(buf)
@@ -151,6 +168,11 @@ func (s *Server) datagram(ctx context.Context, cache *replyCache, from net.Addr,
 	}
 	if cookie == "" {
 		return nil
+	}
+	if len(cookie) > maxCookie {
+		s.log.Info("rtpproxy command refused", "from", from.String(), "cookie_bytes", len(cookie),
+			"err", fmt.Sprintf("cookie longer than the limit of %d bytes", maxCookie))
+		return []byte(cookie + " E" + strconv.Itoa(codeSyntax) + "\n")
 	}
 	key := from.String() + " " + cookie
 	if r, ok := cache.get(key); ok {

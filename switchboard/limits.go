@@ -8,7 +8,22 @@ const (
 	MaxLabels = 32
 	// MaxLabelBytes caps one label, its key and value together.
 	MaxLabelBytes = 1024
+	// MaxStreamsPerRequest caps the active m-lines (streams, one session
+	// each) of one SDP or request.
+	MaxStreamsPerRequest = 32
+	// MaxStreamsPerCall caps the streams (sessions) of one call, over all
+	// its forks and re-INVITEs.
+	MaxStreamsPerCall = 64
 )
+
+// CheckStreams refuses n streams of one request, or a call that would
+// hold n, beyond the limit named max.
+func CheckStreams(what string, n, max int) error {
+	if n > max {
+		return fmt.Errorf("%w: %d streams %s, above the limit of %d", ErrSessionLimit, n, what, max)
+	}
+	return nil
+}
 
 // checkLabels refuses label sets beyond MaxLabels or MaxLabelBytes.
 func checkLabels(l map[string]string) error {
