@@ -7,6 +7,7 @@ import "errors"
 var (
 	errTooLong        = errors.New("datagram too long")
 	errNoCookie       = errors.New("no cookie")
+	errLongCookie     = errors.New("cookie too long")
 	errUnknownCommand = errors.New("unknown command")
 	errFields         = errors.New("wrong number of fields")
 	errSyntax         = errors.New("syntax error")

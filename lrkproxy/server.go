@@ -16,6 +16,9 @@ import (
 type Options struct {
 	// CacheTTL is how long replies are kept for retransmissions (60 s).
 	CacheTTL time.Duration
+	// CacheBytes caps the bytes of the replies kept with their senders
+	// and cookies, oldest dropped first (DefaultCacheBytes).
+	CacheBytes int
 	// Concurrency bounds the requests processed at once (64).
 	Concurrency int
 	// Logger receives decisions and errors; nil discards.
@@ -38,6 +41,9 @@ func NewServer(conn net.PacketConn, sessions Sessions, boards []*switchboard.Swi
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = time.Minute
 	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 64
 	}
@@ -53,7 +59,7 @@ func NewServer(conn net.PacketConn, sessions Sessions, boards []*switchboard.Swi
 		return nil, err
 	}
 	return &Server{conn: conn, table: t, log: opts.Logger,
-		cache: newReplyCache(opts.CacheTTL, 1<<16), sem: make(chan struct{}, opts.Concurrency)}, nil
+		cache: newReplyCache(opts.CacheTTL, 1<<16, opts.CacheBytes), sem: make(chan struct{}, opts.Concurrency)}, nil
 }
 
 func pick(boards []*switchboard.Switchboard, def string) (*switchboard.Switchboard, error) {
@@ -126,6 +132,12 @@ func (s *Server) serve(ctx context.Context, msg []byte, from net.Addr) {
 		s.log.Debug("lrkproxy: dropping datagram", "from", from.String(), "err", err)
 		return
 	}
+	if len(req.Cookie) > maxCookie { // answered, never cached
+		err = fmt.Errorf("%w: %d bytes, above the limit of %d", errLongCookie, len(req.Cookie), maxCookie)
+		s.log.Info("lrkproxy: request refused", "from", from.String(), "err", err)
+		s.write([]byte(req.Cookie+" E "+err.Error()), from)
+		return
+	}
 	e, first := s.cache.claim(from.String()+" "+req.Cookie, time.Now())
 	if first {
 		s.cache.fill(e, s.handle(ctx, req, err))
@@ -138,10 +150,18 @@ func (s *Server) serve(ctx context.Context, msg []byte, from net.Addr) {
 			return
 		}
 	}
-	if _, err := s.conn.WriteTo(e.reply, from); err != nil {
-		s.log.Warn("lrkproxy: reply not sent", "to", from.String(), "err", err)
+	s.write(e.reply, from)
+}
+
+func (s *Server) write(reply []byte, to net.Addr) {
+	if _, err := s.conn.WriteTo(reply, to); err != nil {
+		s.log.Warn("lrkproxy: reply not sent", "to", to.String(), "err", err)
 	}
 }
+
+// maxCookie bounds a cookie: the module's are "<pid>_<counter>" and a few
+// bytes long.
+const maxCookie = 256
 
 // handle executes a decoded request (or reports its decoding error).
 func (s *Server) handle(ctx context.Context, req *Request, err error) []byte {

@@ -29,6 +29,12 @@ func (m *Manager) AllocPorts(ctx context.Context, r AllocRequest, portA, portB u
 	if err := checkPeers(bd.sb, r.A, r.B); err != nil {
 		return nil, err
 	}
+	if err := checkLabels(r.Labels); err != nil {
+		return nil, err
+	}
+	if err := bd.checkCapacity(); err != nil {
+		return nil, err
+	}
 	if err := claimPort(bd.sb, "gate-a", bd.sb.A, bd.a, portA); err != nil {
 		return nil, err
 	}

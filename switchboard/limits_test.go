@@ -29,6 +29,9 @@ func TestMaxSessionsRefusesAllocsAndFreesOnDelete(t *testing.T) {
 	if diff := diffLegsOf(t, legs, legsOf(t, h.mem)); diff != "" {
 		t.Errorf("legs (-before +after):\n%s", diff)
 	}
+	if _, err := h.m.AllocPorts(ctx, AllocRequest{Switchboard: "edge"}, 30002, 30002); !errors.Is(err, ErrSessionLimit) {
+		t.Errorf("AllocPorts on a full switchboard: error %v, want ErrSessionLimit", err)
+	}
 	if err := h.m.Delete(ctx, first.ID); err != nil {
 		t.Fatal(err)
 	}
