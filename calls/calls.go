@@ -143,7 +143,9 @@ func (c *Calls) Offer(ctx context.Context, r Request) (string, error) {
 		return "", err
 	}
 	d := &dialog{branch: r.ViaBranch, switchboard: sb, offerer: r.FromTag, offererSide: side}
-	res, err := c.sdp.Alloc(ctx, c.request(r, d, side, sb, true))
+	req := c.request(r, d, side, sb, true)
+	req.CallStreams = cl.streams(d)
+	res, err := c.sdp.Alloc(ctx, req)
 	if err != nil {
 		return "", err
 	}
@@ -167,6 +169,23 @@ func (d *dialog) live() bool {
 		}
 	}
 	return false
+}
+
+// streams counts the sessions of cl's dialogs other than except; a nil cl
+// has none.
+func (cl *call) streams(except *dialog) int {
+	if cl == nil {
+		return 0
+	}
+	n := 0
+	for _, d := range cl.dialogs {
+		for _, id := range d.sessions {
+			if d != except && id != "" {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // party finds the dialog of a signalling party and the side its SDP comes
@@ -195,7 +214,9 @@ func (c *Calls) request(r Request, d *dialog, from sdprelay.Side, sb string, rin
 }
 
 func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from sdprelay.Side, r Request) (string, error) {
-	res, err := c.sdp.Update(ctx, c.request(r, d, from, d.switchboard, !d.answered))
+	req := c.request(r, d, from, d.switchboard, !d.answered)
+	req.CallStreams = cl.streams(d)
+	res, err := c.sdp.Update(ctx, req)
 	if err != nil {
 		return "", err
 	}

@@ -27,8 +27,8 @@ func newFixture(t *testing.T, dir string, mem *relaytest.Memory) *fixture {
 default-switchboard = "edge"
 [[switchboard]]
 name = "edge"
-gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30099" }
-gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30099" }
+gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30299" }
+gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30299" }
 `, dir)))
 	if err != nil {
 		t.Fatal(err)
@@ -185,5 +185,43 @@ func TestRestoreLeavesOtherFrontEndsSessionsAlone(t *testing.T) {
 	g := newFixture(t, dir, mem)
 	if ids := g.calls.List(0); len(ids) != 0 {
 		t.Fatalf("calls after restart %q, want none: the session was made through the API", ids)
+	}
+}
+
+// streamsSDP is an offer of n audio streams from 192.0.2.10.
+func streamsSDP(n int) string {
+	var b strings.Builder
+	b.WriteString("v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n")
+	for i := range n {
+		fmt.Fprintf(&b, "m=audio %d RTP/AVP 0\r\n", 4000+2*i)
+	}
+	return b.String()
+}
+
+func TestStreamsPerRequestAndPerCallAreCapped(t *testing.T) {
+	f := newFixture(t, t.TempDir(), relaytest.NewMemory())
+	ctx := context.Background()
+	_, err := f.calls.Offer(ctx, Request{CallID: "big", FromTag: "a", SDP: streamsSDP(switchboard.MaxStreamsPerRequest + 1)})
+	if !errors.Is(err, switchboard.ErrSessionLimit) || !strings.Contains(err.Error(), "33 streams in one SDP, above the limit of 32") {
+		t.Errorf("an offer of 33 streams: %v, want the per-request limit named", err)
+	}
+	if n := len(f.mgr.List()); n != 0 {
+		t.Fatalf("the refused offer left %d sessions", n)
+	}
+	for i := range switchboard.MaxStreamsPerCall / switchboard.MaxStreamsPerRequest {
+		r := Request{CallID: "forked", FromTag: "a", ViaBranch: fmt.Sprint("b", i), SDP: streamsSDP(switchboard.MaxStreamsPerRequest)}
+		if _, err := f.calls.Offer(ctx, r); err != nil {
+			t.Fatalf("fork %d: %v", i, err)
+		}
+	}
+	_, err = f.calls.Offer(ctx, Request{CallID: "forked", FromTag: "a", ViaBranch: "b-last", SDP: streamsSDP(1)})
+	if !errors.Is(err, switchboard.ErrSessionLimit) || !strings.Contains(err.Error(), "65 streams in one call, above the limit of 64") {
+		t.Errorf("the call's 65th stream: %v, want the per-call limit named", err)
+	}
+	if n := len(f.mgr.List()); n != switchboard.MaxStreamsPerCall {
+		t.Errorf("%d sessions, want %d", n, switchboard.MaxStreamsPerCall)
+	}
+	if _, err := f.calls.Offer(ctx, Request{CallID: "forked", FromTag: "a", ViaBranch: "b0", SDP: streamsSDP(switchboard.MaxStreamsPerRequest)}); err != nil {
+		t.Errorf("a re-offer of a fork keeping its streams: %v", err)
 	}
 }

@@ -27,6 +27,10 @@ var (
 	// ErrNoPorts: no port is free for the media ("Ran out of ports", on
 	// which Kamailio tries its next media relay).
 	ErrNoPorts = errors.New("ran out of ports")
+	// ErrSessionLimit: the relay holds as many sessions or streams as it
+	// may ("Parallel session limit reached", rtpengine's words when its
+	// max-sessions is reached).
+	ErrSessionLimit = errors.New("session limit reached")
 )
 
 // Errors of the request itself, worded for the reply by failure.
@@ -38,4 +42,5 @@ var (
 	errNoCommand      = errors.New("no command")
 	errUnknownCommand = errors.New("unrecognized command")
 	errNegativeLimit  = errors.New("invalid limit, must be >= 0")
+	errLongCookie     = errors.New("cookie too long")
 )

@@ -213,6 +213,8 @@ func failure(r *Request, err error) result {
 		reason = "Failed to parse SDP"
 	case errors.Is(err, ErrNoPorts):
 		reason = "Ran out of ports"
+	case errors.Is(err, ErrSessionLimit):
+		reason = "Parallel session limit reached: " + err.Error()
 	case errors.Is(err, errUnknownCommand):
 		reason = "Unrecognized command"
 	case errors.Is(err, errNoCommand):

@@ -119,6 +119,12 @@ func (s *Server) receive(ctx context.Context, msg []byte, from net.Addr) {
 		s.log.Debug("ng: dropping datagram", "from", from.String(), "err", err)
 		return
 	}
+	if len(cookie) > maxCookie { // answered, never cached
+		err := fmt.Errorf("%w: %d bytes, above the limit of %d", errLongCookie, len(cookie), maxCookie)
+		s.log.Info("ng: request refused", "from", from.String(), "err", err)
+		s.send(s.encodeReply(cookie, failure(nil, err), isJSON(body)), from, 1)
+		return
+	}
 	v, e, reply := s.cache.arrive(cacheKey{from.String(), string(cookie)}, time.Now())
 	switch v {
 	case replay:
@@ -154,9 +160,18 @@ func (s *Server) handle(ctx context.Context, cookie, body []byte, from net.Addr)
 	} else {
 		rep = s.execute(ctx, req)
 	}
-	dict, err := encode(rep, isJSON(body))
+	return s.encodeReply(cookie, rep, isJSON(body))
+}
+
+// maxCookie bounds a request's cookie: Kamailio's are
+// "<pid>_<counter>" and a few bytes long.
+const maxCookie = 256
+
+// encodeReply is the datagram "<cookie> <dictionary>" of rep.
+func (s *Server) encodeReply(cookie []byte, rep any, asJSON bool) []byte {
+	dict, err := encode(rep, asJSON)
 	if err != nil { // the replies hold only strings, integers, lists and dictionaries
-		dict, _ = encode(failure(req, fmt.Errorf("ng: encoding the reply: %w", err)), isJSON(body))
+		dict, _ = encode(failure(nil, fmt.Errorf("ng: encoding the reply: %w", err)), asJSON)
 	}
 	out := make([]byte, 0, len(cookie)+1+len(dict))
 	return append(append(append(out, cookie...), ' '), dict...)

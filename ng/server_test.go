@@ -159,6 +159,8 @@ func TestBackendErrorsGetRtpenginesReasons(t *testing.T) {
 		{"no ports left", fmt.Errorf(`switchboard "edge": %w`, ng.ErrNoPorts), "Ran out of ports"},
 		{"SDP that cannot be parsed", fmt.Errorf(`sdp: line 7: invalid port "70000": %w`, ng.ErrInvalidSDP), "Failed to parse SDP"},
 		{"an unknown call", fmt.Errorf(`call "c": %w`, ng.ErrUnknownCall), "Unknown call-id"},
+		{"a full relay", fmt.Errorf(`switchboard "edge": %w: max-sessions 10`, ng.ErrSessionLimit),
+			`Parallel session limit reached: switchboard "edge": session limit reached: max-sessions 10`},
 		{"any other error", errors.New(`relay: install session 12: operation not permitted`), `relay: install session 12: operation not permitted`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,3 +341,21 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 }
 func (l *logRecorder) WithAttrs([]slog.Attr) slog.Handler { return l }
 func (l *logRecorder) WithGroup(string) slog.Handler      { return l }
+
+func TestALongCookieIsRefusedAndNeverExecuted(t *testing.T) {
+	t.Parallel()
+	b := &ngtest.Backend{}
+	cl := start(t, b, ng.Options{})
+	body, _ := bencode.EncodeBytes(kamailioOffer("c"))
+	long := strings.Repeat("c", 257)
+	want := "d12:error-reason50:cookie too long: 257 bytes, above the limit of 2566:result5:errore"
+	if got := string(cl.Exchange(long, body)); got != want {
+		t.Errorf("a 257-byte cookie: %q, want %q", got, want)
+	}
+	if n := b.Count("Offer"); n != 0 {
+		t.Errorf("the offer under a long cookie was executed %d times", n)
+	}
+	if got := cl.Do(strings.Repeat("c", 256), kamailioOffer("c")); got["result"] != "ok" {
+		t.Errorf("a 256-byte cookie: %v", got)
+	}
+}

@@ -55,6 +55,10 @@ type Request struct {
 	// Labels are stored with every session the request creates or
 	// updates, plus "m": the index of the session's m-line.
 	Labels map[string]string `json:"labels,omitempty"`
+	// CallStreams is the number of streams the request's call holds
+	// besides those of this request, for the cap of
+	// switchboard.MaxStreamsPerCall (a call layer sets it).
+	CallStreams int `json:"-"`
 }
 
 // Result is the rewritten SDP and the session of each m-line ("" for a
@@ -125,6 +129,9 @@ func (e *Engine) apply(ctx context.Context, r Request) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", switchboard.ErrInvalid, err)
 	}
+	if err := checkStreams(body, r.CallStreams); err != nil {
+		return nil, err
+	}
 	p := &plan{e: e, r: r, body: body, ids: make([]string, len(body.Media)),
 		sessions: make([]*switchboard.Session, len(body.Media)), restored: map[string]*switchboard.Session{}}
 	if err := p.streams(ctx); err != nil {
@@ -136,6 +143,22 @@ func (e *Engine) apply(ctx context.Context, r Request) (*Result, error) {
 	}
 	p.releaseDropped(ctx)
 	return &Result{SDP: string(out), Sessions: p.ids}, nil
+}
+
+// checkStreams refuses an SDP with more active m-lines than
+// switchboard.MaxStreamsPerRequest, or than its call has left of
+// switchboard.MaxStreamsPerCall.
+func checkStreams(body *sdp.Session, callStreams int) error {
+	n := 0
+	for i := range body.Media {
+		if !body.Media[i].Rejected() {
+			n++
+		}
+	}
+	if err := switchboard.CheckStreams("in one SDP", n, switchboard.MaxStreamsPerRequest); err != nil {
+		return err
+	}
+	return switchboard.CheckStreams("in one call", callStreams+n, switchboard.MaxStreamsPerCall)
 }
 
 // streams allocates or updates the session of every active m-line.

@@ -123,6 +123,8 @@ func translate(err error) error {
 		return &kindError{err, ng.ErrInvalidSDP}
 	case errors.Is(err, switchboard.ErrPortsExhausted):
 		return &kindError{err, ng.ErrNoPorts}
+	case errors.Is(err, switchboard.ErrSessionLimit):
+		return &kindError{err, ng.ErrSessionLimit}
 	}
 	return err
 }
