@@ -154,6 +154,10 @@ type placed struct {
 // the gate facing it; its recipient gets the opposite gate's address and
 // ports. A new call's gates are found from the signalling address.
 func (t *calls) update(ctx context.Context, u *Update) (*placed, error) {
+	// A call's streams are its media indices, so this caps the call too.
+	if err := switchboard.CheckStreams("in one update", len(u.Media), switchboard.MaxStreamsPerRequest); err != nil {
+		return nil, fmt.Errorf("call %q: %w", u.CallID, err)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c := t.find(u.CallID, u.FromTag, u.ToTag)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -47,9 +48,9 @@ func NewServer(sessions Sessions, boards []*switchboard.Switchboard, def string,
 
 // Listen opens the dispatcher's unix stream socket at path: it creates the
 // directory, replaces a stale socket left by a previous run (never another
-// kind of file), and lets local users connect (Kamailio runs as its own
-// user; this is the same trust as a control port on the loopback address).
-func Listen(path string) (*net.UnixListener, error) {
+// kind of file), and lets the daemon's user and group connect (mode 0660;
+// group, when not empty, names the group: Kamailio's).
+func Listen(path, group string) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("mediaproxy: %w", err)
 	}
@@ -65,7 +66,7 @@ func Listen(path string) (*net.UnixListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mediaproxy: %w", err)
 	}
-	if err := os.Chmod(path, 0o666); err != nil {
+	if err := ctlsock.Restrict(path, group); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("mediaproxy: %w", err)
 	}
@@ -73,8 +74,10 @@ func Listen(path string) (*net.UnixListener, error) {
 }
 
 // Run serves connections on l until ctx is done, then closes l and every
-// connection. It returns nil on cancel.
+// connection. It returns nil on cancel; a failed Accept (out of file
+// descriptors) is retried after a pause, never the end of Run.
 func (s *Server) Run(ctx context.Context, l net.Listener) error {
+	l = ctlsock.Listener(l, nil, s.log)
 	var (
 		mu    sync.Mutex
 		conns = map[net.Conn]bool{}

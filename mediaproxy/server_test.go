@@ -58,7 +58,7 @@ func (h *harness) serve(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.calls.route = labRoute
-	l, err := Listen(h.path)
+	l, err := Listen(h.path, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,13 +306,13 @@ func TestTheTableIsRebuiltFromSessionLabelsAfterARestart(t *testing.T) {
 func TestListenReplacesAStaleSocketButNoOtherFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "d.sock")
-	l, err := Listen(p)
+	l, err := Listen(p, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	l.SetUnlinkOnClose(false)
 	l.Close() // a crashed daemon leaves its socket file
-	l, err = Listen(p)
+	l, err = Listen(p, "")
 	if err != nil {
 		t.Fatalf("over a stale socket: %v", err)
 	}
@@ -321,7 +321,7 @@ func TestListenReplacesAStaleSocketButNoOtherFile(t *testing.T) {
 	if err := writeFile(file); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen(file); err == nil {
+	if _, err := Listen(file, ""); err == nil {
 		t.Error("Listen replaced a regular file")
 	}
 }
