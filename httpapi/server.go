@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"golang.org/x/net/netutil"
 )
 
 // Sessions is what the API needs from the session manager.
@@ -55,10 +58,25 @@ func NewServer(s Sessions, sdp SDP, log *slog.Logger) *Server {
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
+// Bounds of the HTTP server: a client may hold at most MaxConns
+// connections, must send a request within the read timeout and take its
+// reply within the write timeout, and an idle keep-alive connection is
+// closed after IdleTimeout.
+const (
+	MaxConns          = 256
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 10 * time.Second
+	WriteTimeout      = 30 * time.Second
+	IdleTimeout       = 60 * time.Second
+)
+
 // Run serves on l until ctx is done, then shuts down gracefully. It returns
-// nil on cancel.
+// nil on cancel. At most MaxConns connections are served at once (more
+// wait in the listen queue); a failed Accept is retried after a pause.
 func (s *Server) Run(ctx context.Context, l net.Listener) error {
-	hs := &http.Server{Handler: s, ReadHeaderTimeout: 5 * time.Second}
+	l = netutil.LimitListener(ctlsock.Listener(l, nil, s.log), MaxConns)
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: ReadHeaderTimeout, ReadTimeout: ReadTimeout,
+		WriteTimeout: WriteTimeout, IdleTimeout: IdleTimeout, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
 	select {
@@ -179,8 +197,14 @@ func (s *Server) sdpCall(fn func(context.Context, sdprelay.Request) (*sdprelay.R
 // maxBody bounds request bodies (an SDP is a few kilobytes).
 const maxBody = 1 << 20
 
-// decode reads a strict JSON body into v; unknown fields are errors.
+// decode reads a strict JSON body into v; unknown fields are errors. A
+// body of another media type is refused 415: a browser sends a cross-site
+// form or text/plain POST without asking, never an application/json one.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		reply(w, http.StatusUnsupportedMediaType, ErrorBody{Error: fmt.Sprintf("request body: content type %q: want application/json", r.Header.Get("Content-Type"))})
+		return false
+	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -212,9 +236,9 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, switchboard.ErrNotFound), errors.Is(err, switchboard.ErrUnknownSwitchboard):
 		return http.StatusNotFound
-	case errors.Is(err, switchboard.ErrInvalid):
+	case errors.Is(err, switchboard.ErrInvalid), errors.Is(err, switchboard.ErrTooLarge):
 		return http.StatusBadRequest
-	case errors.Is(err, switchboard.ErrPortsExhausted):
+	case errors.Is(err, switchboard.ErrPortsExhausted), errors.Is(err, switchboard.ErrSessionLimit):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -42,12 +42,22 @@ func newAPI(t *testing.T, withSDP bool) *api {
 	return &api{c: &Client{Base: srv.URL}, url: srv.URL, m: m, mem: mem}
 }
 
-// raw sends body to path and returns the status and the error body, if any.
+// raw sends a JSON body to path and returns the status and the error
+// body, if any.
 func (a *api) raw(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	return a.rawAs(t, method, path, "application/json", body)
+}
+
+// rawAs is raw with the body's content type.
+func (a *api) rawAs(t *testing.T, method, path, ctype, body string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(method, a.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
