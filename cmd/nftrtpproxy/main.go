@@ -29,6 +29,7 @@ import (
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 	"github.com/nftrtpproxy/nftrtpproxy/lrkproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/mediaproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
@@ -143,12 +144,14 @@ type frontendDeps struct {
 // startFrontends opens the listener of every configured control protocol
 // and runs its server in g. A listener that cannot be opened stops the start.
 func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) error {
+	ctl := d.cfg.Control
 	if addr := d.cfg.Control.HTTP; addr != "" {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
 			return fmt.Errorf("control http: %w", err)
 		}
 		api := httpapi.NewServer(d.mgr, d.sdp, d.log.With("frontend", "http"))
+		l = ctlsock.Listener(l, ctlsock.NewFilter("http", ctl.Allow.HTTP, d.log), d.log)
 		g.Go(func() error { return api.Run(ctx, l) })
 		d.log.Info("serving native API", "http", l.Addr().String())
 	}
@@ -157,12 +160,15 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		if err != nil {
 			return fmt.Errorf("control ng: %w", err)
 		}
-		srv := ng.NewServer(conn, ngcalls.New(d.calls), ng.Options{Logger: d.log.With("frontend", "ng")})
+		conn = ctlsock.PacketConn(conn, ctlsock.NewFilter("ng", ctl.Allow.NG, d.log))
+		srv := ng.NewServer(conn, ngcalls.New(d.calls), ng.Options{Logger: d.log.With("frontend", "ng"),
+			CacheBytes: ctl.ReplyCacheBytes})
 		g.Go(func() error { return srv.Run(ctx) })
 		d.log.Info("serving rtpengine ng protocol", "ng", conn.LocalAddr().String())
 	}
 	if spec := d.cfg.Control.RTPProxy; spec != "" {
-		sock, err := rtpproxy.Listen(spec)
+		sock, err := rtpproxy.Listen(spec, rtpproxy.SocketOptions{Group: ctl.SocketGroup,
+			Filter: ctlsock.NewFilter("rtpproxy", ctl.Allow.RTPProxy, d.log), CacheBytes: ctl.ReplyCacheBytes})
 		if err != nil {
 			return fmt.Errorf("control %w", err)
 		}
@@ -179,8 +185,9 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 			return fmt.Errorf("control lrkproxy: %w", err)
 		}
 		ends := d.mgr.Subscribe() // before NewServer restores its table
+		conn = ctlsock.PacketConn(conn, ctlsock.NewFilter("lrkproxy", ctl.Allow.LRKProxy, d.log))
 		srv, err := lrkproxy.NewServer(conn, d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
-			lrkproxy.Options{Logger: d.log.With("frontend", "lrkproxy")})
+			lrkproxy.Options{Logger: d.log.With("frontend", "lrkproxy"), CacheBytes: ctl.ReplyCacheBytes})
 		if err != nil {
 			ends.Close()
 			conn.Close()
@@ -199,7 +206,7 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 			return fmt.Errorf("control %w", err)
 		}
 		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
-		l, err := mediaproxy.Listen(path)
+		l, err := mediaproxy.Listen(path, ctl.SocketGroup)
 		if err != nil {
 			return fmt.Errorf("control %w", err)
 		}
