@@ -573,7 +573,9 @@ func TestListenReplacesAStaleUnixSocketOnly(t *testing.T) {
 }
 
 // FuzzDatagram runs datagrams through a server over the in-memory
-// dataplane: every datagram with a cookie gets a reply carrying it, and the kernel holds exactly the legs of the sessions.
+// dataplane: every datagram with a cookie gets a reply carrying it, an
+// error reply leaves the sessions and legs as they were, and the kernel
+// holds exactly the legs of the sessions.
 func FuzzDatagram(f *testing.F) {
 	for i, l := range kamailioCommands {
 		f.Add(fmt.Sprintf("4242_%d %s", i, l))
@@ -584,7 +586,13 @@ func FuzzDatagram(f *testing.F) {
 	cache := newReplyCache(time.Now, 0)
 	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}
 	f.Fuzz(func(t *testing.T, d string) {
+		before := switchboardtest.Snapshot(t, mgr, mem)
 		reply := srv.datagram(context.Background(), cache, from, []byte(d))
+		if w := fields(d); len(w) > 0 && strings.HasPrefix(string(reply), w[0]+" E") {
+			if after := switchboardtest.Snapshot(t, mgr, mem); after != before {
+				t.Fatalf("%q answered %q changed the state:\nbefore:\n%s\nafter:\n%s", d, reply, before, after)
+			}
+		}
 		switch w := fields(d); {
 		case len(w) == 0 && reply != nil:
 			t.Fatalf("%q has no cookie, yet got the reply %q", d, reply)
