@@ -74,4 +74,3 @@ func TestTheUnixSocketIsOpenToItsOwnerAndGroupOnly(t *testing.T) {
 		t.Errorf("an unknown group: %v, want an error naming it", err)
 	}
 }
-

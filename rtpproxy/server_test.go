@@ -555,17 +555,17 @@ func TestListenRejectsUnknownSocketForms(t *testing.T) {
 // A socket left behind by a killed daemon is replaced; a live one is not.
 func TestListenReplacesAStaleUnixSocketOnly(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rtpproxy.sock")
-	live, err := Listen("unix:" + path, SocketOptions{})
+	live, err := Listen("unix:"+path, SocketOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Listen("unix:" + path, SocketOptions{}); err == nil || !strings.Contains(err.Error(), "another process listens") {
+	if _, err := Listen("unix:"+path, SocketOptions{}); err == nil || !strings.Contains(err.Error(), "another process listens") {
 		t.Fatalf("second Listen on a live socket: %v", err)
 	}
 	ul := live.ln.(*net.UnixListener)
 	ul.SetUnlinkOnClose(false) // as if killed: the file stays
 	live.Close()
-	again, err := Listen("unix:" + path, SocketOptions{})
+	again, err := Listen("unix:"+path, SocketOptions{})
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}

@@ -177,4 +177,3 @@ func TestRestrictMakesASocket0660WithItsGroup(t *testing.T) {
 		t.Errorf("an unknown group: %v, want an error naming it", err)
 	}
 }
-
