@@ -181,11 +181,6 @@ func (d *duration) UnmarshalTOML(v any) error {
 var defaultTimeouts = Timeouts{LearningA: 10 * time.Second, LearningB: 10 * time.Second,
 	Ringing: 90 * time.Second, Media: 60 * time.Second}
 
-// DefaultHTTP is the address nftrtpctl calls when told none, and the one
-// the examples give [control] http. The daemon serves HTTP only where
-// [control] http names.
-const DefaultHTTP = "127.0.0.1:7780"
-
 // LoadConfig reads and validates the TOML file at path.
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
