@@ -2,24 +2,30 @@ package switchboard
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
 
 // journal is the on-disk record of sessions: an append-only file of JSON
 // lines, each putting or deleting one session, compacted when most of it is
-// history. Each record is one write(2), so a SIGKILL loses at most the
-// record being written, and a torn last line is ignored on load. Records are
-// not fsynced: a killed process loses nothing the kernel has accepted;
-// only a power loss can. Not safe for concurrent use; Manager serialises it.
+// history. Records are not fsynced: a killed process loses nothing the
+// kernel has accepted; only a power loss can. Not safe for concurrent use;
+// Manager serialises it.
+//
+// Faults never leave the file unreadable. Records are appended in one
+// write(2); should it fail or fall short (ENOSPC, EIO), the file is cut back
+// to its last whole record, so the next record never follows a torn one.
+// On load, what cannot be read (a record torn by a crash, a block of NUL
+// bytes, a damaged record) is skipped and reported by byte offset and line;
+// the start then lists the kernel table rather than trusting the journal
+// (see holds). Compaction writes a new file, fsyncs it, renames it over the
+// old one and fsyncs the directory.
 //
 // The journal also tells what the kernel holds, so that a restart can skip
 // listing the table (see Manager.Start): each put records which of the
@@ -29,16 +35,31 @@ import (
 // namespace.
 type journal struct {
 	path string
-	f    *os.File
+	f    journalFile
+	size int64 // bytes of whole records in f
+	torn bool  // f may end in a torn record: cut it back to size before writing
+	buf  []byte
 	live int // records that describe current sessions
 	dead int // records superseded since the last compaction
+	// retry is the count of dead records at which a failed compaction is
+	// tried again (not on every record while the disk is full).
+	retry int
 
 	locks  map[string]uint8 // locks by session id as loaded, for Start; nil after it
 	gen    generations      // where stamps come from; nil: none
 	failed bool             // a write failed: stamp nothing more
-	torn   bool             // the file ends in a torn record
+	skips  []skip           // what load could not read
+	whole  int64            // bytes of whole lines loaded
 	last   record           // the last "gen" record loaded
 	tail   uint32           // the generation stamped on the last record loaded
+}
+
+// journalFile is what the journal needs of its *os.File; tests wrap one to
+// inject faults.
+type journalFile interface {
+	Write(b []byte) (int, error)
+	Truncate(size int64) error
+	Close() error
 }
 
 // generations tells the ruleset generation the kernel is at, if it is known
@@ -66,7 +87,9 @@ type record struct {
 const journalName = "sessions.journal"
 
 // openJournal reads the journal in dir (creating dir if needed), opens it
-// for appending and returns its sessions by id.
+// for appending and returns its sessions by id. A torn last record is cut
+// off; what else load skipped is in j.skips, for the caller to report and
+// then rewrite.
 func openJournal(dir string) (*journal, map[string]*Session, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
@@ -76,104 +99,51 @@ func openJournal(dir string) (*journal, map[string]*Session, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if j.torn {
-		// Appending after a torn line would glue the next record to it.
-		return j, sessions, j.compact(sessions, j.locks)
-	}
-	if j.f, err = os.OpenFile(j.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640); err != nil {
+	f, err := os.OpenFile(j.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
 		return nil, nil, fmt.Errorf("journal: %w", err)
 	}
+	// Cutting back needs no free space: it works on a full disk.
+	if err := f.Truncate(j.whole); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("journal %q: cut back to %d bytes: %w", j.path, j.whole, err)
+	}
+	j.f, j.size = f, j.whole
 	return j, sessions, nil
 }
 
+// damaged reports whether load skipped something before the last line.
+func (j *journal) damaged() bool {
+	for _, s := range j.skips {
+		if s.Offset < j.whole {
+			return true
+		}
+	}
+	return false
+}
+
+// rewrite keeps the damaged journal as sessions.journal.unreadable for a
+// post-mortem and compacts it to sessions, so that the next start does not
+// skip the same records again. Should that fail (a full disk), the journal
+// stays as it is and still serves: its bad lines end in a newline, and
+// records appended after them read back.
+func (j *journal) rewrite(sessions map[string]*Session) error {
+	kept := j.path + ".unreadable"
+	if err := os.Remove(kept); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := os.Link(j.path, kept); err != nil {
+		return fmt.Errorf("journal: keep a copy: %w", err)
+	}
+	return j.compact(sessions, j.locks)
+}
+
 // holds reports whether the kernel at g holds exactly what the journal
-// says: its last record carries g's generation, of g's boot and namespace.
+// says: its last record carries g's generation, of g's boot and namespace,
+// and nothing before it was skipped.
 func (j *journal) holds(g relay.Generation) bool {
 	at := relay.Generation{Boot: j.last.Boot, NetNS: j.last.NetNS, ID: j.tail}
-	return j.tail != 0 && at.Same(g)
-}
-
-// load reads the journal. Records are decoded in parallel (JSON decoding
-// is most of a restart's time with a trusted kernel: ~10 µs a session)
-// and applied in order.
-func (j *journal) load() (map[string]*Session, error) {
-	sessions := map[string]*Session{}
-	data, err := os.ReadFile(j.path)
-	if errors.Is(err, os.ErrNotExist) {
-		return sessions, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("journal: %w", err)
-	}
-	lines := bytes.SplitAfter(data, []byte{'\n'})
-	if last := lines[len(lines)-1]; !bytes.HasSuffix(last, []byte{'\n'}) {
-		lines = lines[:len(lines)-1] // a torn last record (no newline) is dropped
-		j.torn = len(last) > 0
-	}
-	recs, err := decodeRecords(lines)
-	if err != nil {
-		return nil, fmt.Errorf("journal %q: %w", j.path, err)
-	}
-	for i, rec := range recs {
-		if !j.apply(sessions, rec) {
-			return nil, fmt.Errorf("journal %q: line %d: invalid record %q", j.path, i+1, bytes.TrimSpace(lines[i]))
-		}
-	}
-	return sessions, nil
-}
-
-// decodeRecords decodes lines on every CPU; an error names the first bad
-// line.
-func decodeRecords(lines [][]byte) ([]record, error) {
-	recs := make([]record, len(lines))
-	errs := make([]error, len(lines))
-	workers := min(runtime.GOMAXPROCS(0), 1+len(lines)/1024)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < len(lines); i += workers {
-				errs[i] = json.Unmarshal(lines[i], &recs[i])
-			}
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", i+1, err)
-		}
-	}
-	return recs, nil
-}
-
-// apply applies one record to sessions, counting live and dead records as
-// put and del do. It reports false for a record that is not one.
-func (j *journal) apply(sessions map[string]*Session, rec record) bool {
-	switch {
-	case rec.Op == "put" && rec.Session != nil && rec.Session.ID != "":
-		if sessions[rec.Session.ID] == nil {
-			j.live++
-		} else {
-			j.dead++
-		}
-		sessions[rec.Session.ID] = rec.Session
-		j.locks[rec.Session.ID] = rec.Locks
-	case rec.Op == "del" && rec.ID != "":
-		if sessions[rec.ID] != nil {
-			j.live--
-		}
-		j.dead += 2
-		delete(sessions, rec.ID)
-		delete(j.locks, rec.ID)
-	case rec.Op == "gen" && rec.Boot != "":
-		j.last = rec
-		j.dead++
-	default:
-		return false
-	}
-	j.tail = rec.Gen
-	return true
+	return j.tail != 0 && len(j.skips) == 0 && at.Same(g)
 }
 
 // stamp returns the generation to record, or zero.
@@ -185,57 +155,146 @@ func (j *journal) stamp() (relay.Generation, bool) {
 }
 
 // compact rewrites the journal with one record per session and reopens it
-// for appending.
+// for appending. The new file is fsynced before it replaces the old one,
+// and the directory after, so that a power loss leaves one or the other.
+// On failure the old journal stays in use and compaction is not tried
+// again for another compactEvery records.
 func (j *journal) compact(sessions map[string]*Session, locks map[string]uint8) error {
-	tmp := j.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	size, err := j.writeCompacted(sessions, locks)
+	if err != nil {
+		j.retry = j.dead + compactEvery
+		return fmt.Errorf("journal: compact: %w", err)
+	}
+	f, err := os.OpenFile(j.path, os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	enc := json.NewEncoder(w)
-	for id, s := range sessions {
-		if err := enc.Encode(record{Op: "put", Session: s, Locks: locks[id]}); err != nil {
-			f.Close()
-			return fmt.Errorf("journal: %w", err)
-		}
-	}
-	if g, ok := j.stamp(); ok {
-		err = enc.Encode(record{Op: "gen", Gen: g.ID, Boot: g.Boot, NetNS: g.NetNS})
-	}
-	err = errors.Join(err, w.Flush(), f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(tmp, j.path)
-	}
-	if err != nil {
-		return fmt.Errorf("journal: compact: %w", err)
 	}
 	if j.f != nil {
 		j.f.Close()
 	}
-	if j.f, err = os.OpenFile(j.path, os.O_APPEND|os.O_WRONLY, 0o640); err != nil {
-		return fmt.Errorf("journal: %w", err)
+	j.f, j.size, j.torn = f, size, false
+	j.live, j.dead, j.retry = len(sessions), 0, 0
+	if err := syncDir(filepath.Dir(j.path)); err != nil {
+		return fmt.Errorf("journal: compact: %w", err)
 	}
-	j.live, j.dead = len(sessions), 0
 	return nil
 }
 
-// write appends rec stamped with the current generation. After a failed
-// write the kernel may hold what the journal lacks (a deleted session's
-// legs are gone), so nothing more is stamped and the next start lists the
-// table.
-func (j *journal) write(rec record) error {
-	if g, ok := j.stamp(); ok {
-		rec.Gen = g.ID
+// writeCompacted writes sessions to a new file, fsyncs it and renames it
+// over the journal; it returns the new journal's size.
+func (j *journal) writeCompacted(sessions map[string]*Session, locks map[string]uint8) (int64, error) {
+	tmp := j.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return 0, err
 	}
-	b, err := json.Marshal(rec)
+	cw := &countingWriter{w: f}
+	w := bufio.NewWriterSize(cw, 1<<20)
+	enc := json.NewEncoder(w)
+	for id, s := range sessions {
+		if err = enc.Encode(record{Op: "put", Session: s, Locks: locks[id]}); err != nil {
+			break
+		}
+	}
+	if g, ok := j.stamp(); ok && err == nil {
+		err = enc.Encode(record{Op: "gen", Gen: g.ID, Boot: g.Boot, NetNS: g.NetNS})
+	}
 	if err == nil {
-		_, err = j.f.Write(append(b, '\n'))
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	err = errors.Join(err, f.Close())
+	if err == nil {
+		err = os.Rename(tmp, j.path)
+	}
+	if err != nil {
+		// A partial copy must not hold the space a full disk needs.
+		_ = os.Remove(tmp)
+		return 0, err
+	}
+	return cw.n, nil
+}
+
+// syncDir fsyncs dir, making a rename in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// write appends rec stamped with the current generation.
+func (j *journal) write(rec record) error { return j.writeRecords(rec) }
+
+// writeRecords appends recs, each stamped with the current generation, in
+// one write(2). Should the write fail or fall short, the file is cut back
+// to its last whole record (a later write tries again if that fails too),
+// so the next record never follows a torn one, and an error tells that
+// none of recs was recorded. After a failed write nothing more is stamped:
+// the kernel may have committed what the journal lacks, so the next start
+// lists the table.
+func (j *journal) writeRecords(recs ...record) error {
+	buf := j.buf[:0]
+	for _, rec := range recs {
+		if g, ok := j.stamp(); ok {
+			rec.Gen = g.ID
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		buf = append(append(buf, b...), '\n')
+	}
+	j.buf = buf[:0]
+	err := j.cutBack()
+	if err == nil {
+		err = j.append(buf)
 	}
 	if err != nil {
 		j.failed = true
-		return fmt.Errorf("journal: %w", err)
+		return fmt.Errorf("journal %q: %w", j.path, err)
 	}
+	return nil
+}
+
+// append writes b, which ends a record, at the end of the journal.
+func (j *journal) append(b []byte) error {
+	n, err := j.f.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		j.torn = true
+		return errors.Join(err, j.cutBack())
+	}
+	j.size += int64(n)
+	return nil
+}
+
+// cutBack truncates a journal that may end in a torn record to its whole
+// records.
+func (j *journal) cutBack() error {
+	if !j.torn {
+		return nil
+	}
+	if err := j.f.Truncate(j.size); err != nil {
+		return fmt.Errorf("cut back to %d bytes: %w", j.size, err)
+	}
+	j.torn = false
 	return nil
 }
 
@@ -252,19 +311,25 @@ func (j *journal) mark() error {
 // put records s (new or changed) and which of its installed legs carry a
 // lock.
 func (j *journal) put(s *Session, installed []relay.Leg, isNew bool) error {
+	if err := j.write(record{Op: "put", Session: s, Locks: lockBits(installed)}); err != nil {
+		return err
+	}
 	if isNew {
 		j.live++
 	} else {
 		j.dead++
 	}
-	return j.write(record{Op: "put", Session: s, Locks: lockBits(installed)})
+	return nil
 }
 
 // del records the deletion of id.
 func (j *journal) del(id string) error {
+	if err := j.write(record{Op: "del", ID: id}); err != nil {
+		return err
+	}
 	j.live--
 	j.dead += 2
-	return j.write(record{Op: "del", ID: id})
+	return nil
 }
 
 // lockBits has bit k set when legs[k] carries a lock.
@@ -279,7 +344,12 @@ func lockBits(legs []relay.Leg) uint8 {
 }
 
 // needsCompaction reports whether history outweighs the live records.
-func (j *journal) needsCompaction() bool { return j.dead > 4096 && j.dead > 2*j.live }
+func (j *journal) needsCompaction() bool {
+	return j.dead > compactEvery && j.dead > 2*j.live && j.dead >= j.retry
+}
+
+// compactEvery is the least history worth a compaction.
+const compactEvery = 4096
 
 func (j *journal) close() error {
 	if j.f == nil {

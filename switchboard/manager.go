@@ -395,17 +395,28 @@ func (m *Manager) delete(ctx context.Context, id string, why EndReason) error {
 	if err := m.apply(ctx, e, relay.Batch{Remove: had}); err != nil {
 		return fmt.Errorf("session %s: %w", id, err)
 	}
+	if err := m.j.del(id); err != nil {
+		return m.undoDelete(ctx, e, had, err)
+	}
 	delete(m.sessions, id)
 	delete(m.byIndex, e.s.Index)
 	bd := m.boards[e.s.Switchboard]
 	bd.a.release(e.s.GateA.Port())
 	bd.b.release(e.s.GateB.Port())
-	if err := m.j.del(id); err != nil {
-		m.log.Error("journal write failed; the session may return after a restart", "session", id, "err", err)
-	}
 	m.log.Info("session "+why.logText(), "session", id, "switchboard", e.s.Switchboard)
 	m.publishEnd(e.s, why)
 	return nil
+}
+
+// undoDelete puts back the legs of a session whose deletion the journal
+// could not record: a delete is all or nothing, like commit, and one that
+// was answered as done must not return after a restart. The session's
+// flows were flushed; its next packets create new ones through the legs.
+func (m *Manager) undoDelete(ctx context.Context, e *entry, had []relay.Leg, err error) error {
+	if uerr := m.dp.Apply(ctx, relay.Batch{Add: had}); uerr != nil {
+		err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
+	}
+	return fmt.Errorf("session %s: not deleted: %w", e.s.ID, err)
 }
 
 // Get returns a copy of the session with id.

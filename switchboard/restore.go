@@ -34,6 +34,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.j = j
+	m.reportSkips(journaled)
 	j.gen = m.dp
 	// Read before Setup, which may commit too.
 	before, err := m.dp.Generation(ctx)
@@ -83,6 +84,27 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.log.Info("sessions restored", "sessions", len(m.sessions), "listed", !trusted, "repaired", len(repair.Remove)+len(repair.Add))
 	return nil
+}
+
+// reportSkips logs what the journal could not read and rewrites it
+// without. A start that skipped records lists the kernel table (see
+// journal.holds), which tells what the kernel holds; sessions the journal
+// lost cannot be rebuilt from it (the kernel has no call-ids or tags), so
+// their legs are removed as orphans.
+func (m *Manager) reportSkips(journaled map[string]*Session) {
+	j := m.j
+	for _, s := range j.skips {
+		m.log.Warn("journal: skipped what could not be read; the kernel table is listed instead",
+			"journal", j.path, "offset", s.Offset, "line", s.Line, "reason", s.Reason)
+	}
+	if !j.damaged() {
+		return
+	}
+	if err := j.rewrite(journaled); err != nil {
+		m.log.Warn("journal: rewriting without the unreadable records failed; appending to it", "journal", j.path, "err", err)
+		return
+	}
+	m.log.Warn("journal: rewritten without the unreadable records; the damaged one is kept", "journal", j.path, "kept", j.path+".unreadable")
 }
 
 // adopt takes the journal's sessions whose switchboard and ports still exist

@@ -27,6 +27,10 @@ func (q *timerQueue) Pop() any {
 	return t
 }
 
+// retryExpiry is how long after a failed expiry (the journal or the kernel
+// refused it) it is tried again.
+const retryExpiry = time.Second
+
 // schedule queues the future deadlines of s. Called with m.mu held.
 func (m *Manager) schedule(s *Session) {
 	now := m.now()
@@ -86,7 +90,8 @@ func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) {
 	s := e.s
 	if s.State == Ringing && !now.Before(s.Expires) {
 		if err := m.delete(ctx, s.ID, EndRingingTimeout); err != nil {
-			m.log.Error("expiring session failed", "session", s.ID, "err", err)
+			m.log.Error("expiring session failed; trying again", "session", s.ID, "err", err)
+			heap.Push(&m.timers, timer{at: now.Add(retryExpiry), id: s.ID})
 		}
 		return
 	}
