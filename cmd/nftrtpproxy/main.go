@@ -30,6 +30,7 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
+	"github.com/nftrtpproxy/nftrtpproxy/internal/statedir"
 	"github.com/nftrtpproxy/nftrtpproxy/lrkproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/mediaproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
@@ -91,6 +92,12 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// One daemon per state directory, locked before any kernel change.
+	lock, err := statedir.Acquire(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
 	checkHost(cfg, log)
 	dp, err := relay.Open(relay.Options{})
 	if err != nil {
