@@ -27,7 +27,7 @@ func FuzzJournal(f *testing.F) {
 		f.Add(j[:len(j)-1])
 		f.Add(append(bytes.Clone(j), make([]byte, 512)...))
 		half := bytes.IndexByte(j[len(j)/2:], '\n') + len(j)/2
-		f.Add(join(j[:half-20], j[half:]))                   // a torn record glued to the next
+		f.Add(join(j[:half-20], j[half+1:]))                // a torn record glued to the next
 		f.Add(join(j[:half/2], make([]byte, 64), j[half:])) // a NUL block in the middle
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
