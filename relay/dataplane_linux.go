@@ -129,9 +129,9 @@ func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 		return nil
 	}
 	d.nft.AddTable(o.table)
-	sets := []*nftables.Set{o.lock}
+	sets := []*nftables.Set{o.lock, o.guard, o.learn}
 	for _, f := range o.families {
-		sets = append(sets, f.leg, f.dnat, f.snat, f.allow)
+		sets = append(sets, f.leg, f.dnat, f.snat, f.allow, f.learnfrom, f.learned)
 	}
 	for _, s := range sets {
 		if err := d.nft.AddSet(s, nil); err != nil {
@@ -213,6 +213,18 @@ func (e elements) add(o *objects, l Leg) {
 		key := append(append([]byte{}, mark...), endpointBytes(l.Lock)...)
 		e[f.allow] = append(e[f.allow], nftables.SetElement{Key: key})
 	}
+	if l.Guard {
+		e[o.guard] = append(e[o.guard], nftables.SetElement{Key: mark})
+		for _, a := range Allow(l.Allowed[:]...) {
+			if a.IsValid() {
+				key := append(append([]byte{}, mark...), a.AsSlice()...)
+				e[f.learnfrom] = append(e[f.learnfrom], nftables.SetElement{Key: key})
+			}
+		}
+	}
+	if l.Learn {
+		e[o.learn] = append(e[o.learn], nftables.SetElement{Key: mark})
+	}
 }
 
 func firstValid(aps ...netip.AddrPort) netip.AddrPort {
@@ -224,10 +236,42 @@ func firstValid(aps ...netip.AddrPort) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// commit applies del and add in one transaction. After a failure the
-// element connection may hold unread replies, so it is replaced.
-func (d *nftDataplane) commit(del, add elements) error {
-	err := d.el.commit(del, add)
+// commitLegs commits the legs of b, with what the kernel learned for them
+// (learned_linux.go). When the kernel's learned sources are not what
+// b.Remove says (it learned since, or the caller never heard of it), the
+// transaction fails whole; then the learned maps are read and it is tried
+// once more with what they hold.
+func (d *nftDataplane) commitLegs(b Batch) error {
+	err := d.commit(d.legElements(b, nil))
+	if err == nil || !(errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOENT)) || !touchesLearned(b) {
+		return err
+	}
+	held, rerr := d.learnedSources()
+	if rerr != nil {
+		return errors.Join(err, fmt.Errorf("read learned sources: %w", rerr))
+	}
+	return d.commit(d.legElements(b, held))
+}
+
+// legElements returns the element changes of b: learned sources to clear
+// first (pre), then removals and additions.
+func (d *nftDataplane) legElements(b Batch, held map[uint32]netip.AddrPort) (pre, del, add elements) {
+	pre, del, add = elements{}, elements{}, elements{}
+	for _, l := range b.Remove {
+		del.add(d.obj, l)
+	}
+	for _, l := range b.Add {
+		add.add(d.obj, l)
+	}
+	learnedChanges(d.obj, b, held, pre, del, add)
+	return pre, del, add
+}
+
+// commit applies pre (additions), del and add in one transaction. After a
+// failure the element connection may hold unread replies, so it is
+// replaced.
+func (d *nftDataplane) commit(pre, del, add elements) error {
+	err := d.el.commit(pre, del, add)
 	d.gen.Committed(err)
 	if err == nil {
 		return nil
@@ -250,15 +294,8 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 	if len(b.Remove)+len(b.Add) == 0 {
 		return flowsRemain(d.flushFlows(b))
 	}
-	del, add := elements{}, elements{}
-	for _, l := range b.Remove {
-		del.add(d.obj, l)
-	}
-	for _, l := range b.Add {
-		add.add(d.obj, l)
-	}
 	d.mu.Lock()
-	err := d.commit(del, add)
+	err := d.commitLegs(b)
 	d.mu.Unlock()
 	if err != nil {
 		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), err)

@@ -69,6 +69,10 @@ func testGates() []Gate {
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
+// legCmp compares legs, whose addresses cmp cannot look into.
+var legCmp = cmp.Options{cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Addr) bool { return a == b })}
+
 // openKernel opens a dataplane in the namespace fd, closed when the test
 // ends, and sets up its table for testGates (which also switches conntrack
 // on in the namespace: it is on once a ct rule exists).
@@ -101,7 +105,7 @@ func TestKernelLegsRoundTripAndListable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(legs, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff(legs, got, legCmp); diff != "" {
 		t.Errorf("legs read back (-want +got):\n%s", diff)
 	}
 	listing := nft(t, ns, "list", "table", "inet", TableName)
@@ -268,5 +272,62 @@ func TestKernelSetupSkipsUnchangedRules(t *testing.T) {
 	}
 	if n := strings.Count(nft(t, ns, "list", "chain", "inet", TableName, "post"), "to ct mark map @snat"); n != 2 {
 		t.Errorf("post chain has %d snat rules after Setup, want 2", n)
+	}
+}
+
+// A learning leg's guard, learning sources and learned source round-trip
+// through the kernel and nft lists them; removing the leg removes what the
+// kernel learned for it, also when the caller does not know (the kernel
+// learned it since: the transaction is retried with what the map holds),
+// and putting a learned source over one the kernel took replaces it.
+func TestKernelLearningLegsAndLearnedSources(t *testing.T) {
+	ns, fd := kernelNS(t)
+	ctx := context.Background()
+	d := openKernel(t, fd)
+	learning := Leg{Mark: Mark(4), Gate: ap("192.0.2.1:30000"), Peer: ap("10.0.0.10:5000"), Source: ap("10.0.0.1:30000"),
+		Allowed: Allow(netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("192.0.2.10")), Guard: true, Learn: true}
+	learned := Leg{Mark: Mark(8), Gate: ap("[2001:db8:a::1]:30002"), Source: ap("[2001:db8:b::1]:30002"),
+		Lock: ap("[2001:db8:a::10]:7000"), Learned: ap("[2001:db8:a::10]:7000")}
+	if err := d.Apply(ctx, Batch{Add: []Leg{learning, learned}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Legs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]Leg{learning, learned}, got, legCmp); diff != "" {
+		t.Errorf("legs read back (-want +got):\n%s", diff)
+	}
+	listing := nft(t, ns, "list", "ruleset")
+	for _, want := range []string{"0x52000004 . 192.0.2.10", "0x52000004 . 198.51.100.7", "0x52000008 : 2001:db8:a::10 . 7000",
+		"add @learned4 { ct mark : ip saddr . udp sport }", "ct mark ^ 0x00000002 map @learned4", "flags dynamic"} {
+		if !strings.Contains(listing, want) {
+			t.Errorf("nft list ruleset lacks %q:\n%s", want, listing)
+		}
+	}
+	// The kernel learns for mark 4 behind the caller's back (as the rule
+	// would); removing the leg believing nothing was learned still works.
+	nft(t, ns, "add", "element", "inet", TableName, "learned4", "{ 0x52000004 : 192.0.2.10 . 4321 }")
+	if err := d.Apply(ctx, Batch{Remove: []Leg{learning}}); err != nil {
+		t.Fatalf("removing a leg whose learned source the caller never heard of: %v", err)
+	}
+	if l := nft(t, ns, "list", "map", "inet", TableName, "learned4"); strings.Contains(l, "4321") {
+		t.Errorf("learned source left after its leg was removed:\n%s", l)
+	}
+	// A leg added with a learned source over one the kernel holds for its
+	// mark (left from before) replaces it.
+	nft(t, ns, "add", "element", "inet", TableName, "learned4", "{ 0x52000004 : 192.0.2.10 . 4321 }")
+	learning.Learned, learning.Learn, learning.Guard = ap("192.0.2.10:4000"), false, false
+	if err := d.Apply(ctx, Batch{Add: []Leg{learning}}); err != nil {
+		t.Fatal(err)
+	}
+	if l := nft(t, ns, "list", "map", "inet", TableName, "learned4"); !strings.Contains(l, "192.0.2.10 . 4000") || strings.Contains(l, "4321") {
+		t.Errorf("learned map after adding over a stale element:\n%s", l)
+	}
+	if err := d.Apply(ctx, Batch{Remove: []Leg{learning, learned}}); err != nil {
+		t.Fatal(err)
+	}
+	if l := nft(t, ns, "list", "table", "inet", TableName); strings.Contains(l, "elements = {") {
+		t.Errorf("elements left after removing every leg:\n%s", l)
 	}
 }

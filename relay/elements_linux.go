@@ -73,8 +73,9 @@ const (
 	attrHeaderLen  = unix.SizeofNlAttr
 )
 
-// commit removes del and adds add in one transaction.
-func (w *elementWriter) commit(del, add elements) error {
+// commit adds pre, removes del and adds add, in that order, in one
+// transaction.
+func (w *elementWriter) commit(pre, del, add elements) error {
 	w.out = w.out[:0]
 	w.message(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
 	last := -1 // offset of the last element message
@@ -83,6 +84,7 @@ func (w *elementWriter) commit(del, add elements) error {
 		typ   int
 		flags uint16
 	}{
+		{pre, unix.NFT_MSG_NEWSETELEM, unix.NLM_F_REQUEST | unix.NLM_F_CREATE},
 		{del, unix.NFT_MSG_DELSETELEM, unix.NLM_F_REQUEST},
 		{add, unix.NFT_MSG_NEWSETELEM, unix.NLM_F_REQUEST | unix.NLM_F_CREATE},
 	} {

@@ -25,9 +25,10 @@ import (
 func (d *nftDataplane) Legs(ctx context.Context) ([]Leg, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var sets []setReader
+	sets := flagReaders(d.obj)
 	for _, f := range d.obj.families {
 		sets = append(sets, readers(f)...)
+		sets = append(sets, learningReaders(f)...)
 	}
 	dumps, err := d.dumpSets(sets)
 	if errors.Is(err, errNoTable) {

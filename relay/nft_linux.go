@@ -25,6 +25,7 @@ const (
 	reg32x1 = 9
 	reg32x2 = 10
 	reg32x5 = 13
+	reg32x8 = 16
 )
 
 // family holds what differs between IPv4 and IPv6 in the table.
@@ -34,13 +35,18 @@ type family struct {
 	addrLen                uint32
 	saddrOff, daddrOff     uint32
 	portReg, lockPortReg   uint32
+	learnPortReg           uint32 // the port after an address in NFT_REG_2
 	leg, dnat, snat, allow *nftables.Set
+	// learnfrom holds a guarded leg's learning sources (mark . IP);
+	// learned the kernel's first accepted source per learning leg.
+	learnfrom, learned *nftables.Set
 }
 
 // objects are the table and its named sets; built once per Dataplane.
 type objects struct {
 	table                *nftables.Table
 	lock                 *nftables.Set
+	guard, learn         *nftables.Set
 	v4, v6               family
 	raw, pre, post       *nftables.Chain
 	families             []*family
@@ -52,6 +58,10 @@ func newObjects() *objects {
 	o := &objects{table: t, maxElementsPerSetMsg: 1000}
 	o.lock = &nftables.Set{Table: t, Name: "lock", KeyType: nftables.TypeMark,
 		KeyByteOrder: binaryutil.NativeEndian, Comment: "legs locked to a learned source"}
+	o.guard = &nftables.Set{Table: t, Name: "guard", KeyType: nftables.TypeMark,
+		KeyByteOrder: binaryutil.NativeEndian, Comment: "legs that take new flows only from their learning sources"}
+	o.learn = &nftables.Set{Table: t, Name: "learn", KeyType: nftables.TypeMark,
+		KeyByteOrder: binaryutil.NativeEndian, Comment: "legs whose first accepted source the kernel learns"}
 	o.v4 = newFamily(t, true)
 	o.v6 = newFamily(t, false)
 	o.families = []*family{&o.v4, &o.v6}
@@ -67,11 +77,11 @@ func newObjects() *objects {
 
 func newFamily(t *nftables.Table, v4 bool) family {
 	f := family{v4: true, nfproto: unix.NFPROTO_IPV4, addrLen: 4, saddrOff: 12, daddrOff: 16,
-		portReg: reg32x1, lockPortReg: reg32x2}
+		portReg: reg32x1, lockPortReg: reg32x2, learnPortReg: reg32x5}
 	addrType, sfx := nftables.TypeIPAddr, "4"
 	if !v4 {
 		f = family{v4: false, nfproto: unix.NFPROTO_IPV6, addrLen: 16, saddrOff: 8, daddrOff: 24,
-			portReg: reg2, lockPortReg: reg32x5}
+			portReg: reg2, lockPortReg: reg32x5, learnPortReg: reg32x8}
 		addrType, sfx = nftables.TypeIP6Addr, "6"
 	}
 	endpoint := nftables.MustConcatSetType(addrType, nftables.TypeInetService)
@@ -84,6 +94,14 @@ func newFamily(t *nftables.Table, v4 bool) family {
 	f.allow = &nftables.Set{Table: t, Name: "allow" + sfx, Concatenation: true,
 		KeyType:      nftables.MustConcatSetType(nftables.TypeMark, addrType, nftables.TypeInetService),
 		KeyByteOrder: binaryutil.NativeEndian, Comment: "leg mark . the only source it accepts"}
+	f.learnfrom = &nftables.Set{Table: t, Name: "learnfrom" + sfx, Concatenation: true,
+		KeyType:      nftables.MustConcatSetType(nftables.TypeMark, addrType),
+		KeyByteOrder: binaryutil.NativeEndian, Comment: "leg mark . a source IP it may learn"}
+	// Dynamic (NFT_SET_EVAL): rules add to it. A dynamic set needs a size
+	// for the elements rules add: one per leg at most.
+	f.learned = &nftables.Set{Table: t, Name: "learned" + sfx, IsMap: true, Dynamic: true,
+		Size: MaxMarkIndex, KeyType: nftables.TypeMark, KeyByteOrder: binaryutil.NativeEndian,
+		DataType: endpoint, Comment: "leg mark -> the first source it accepted"}
 	return f
 }
 
@@ -204,6 +222,61 @@ func lockRule(o *objects, f *family) *nftables.Rule {
 	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
 }
 
+// guardRule drops, and counts, new flows of a guarded leg from a source
+// IP that is not one of its learning sources (RTP Bleed while a call rings).
+func guardRule(o *objects, f *family) *nftables.Rule {
+	e := []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Lookup{SourceRegister: reg1, SetName: o.guard.Name},
+	}
+	e = append(e, matchFamily(f)...)
+	e = append(e,
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Payload{DestRegister: reg32x1, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
+		&expr.Lookup{SourceRegister: reg1, SetName: f.learnfrom.Name, Invert: true},
+		&expr.Counter{},
+		drop())
+	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
+}
+
+// learnRule takes the source of a learning leg's new flow into the learned
+// map; an element that is there already stays (the first writer wins).
+// Checked with nft 1.0.6: `ct mark @learn add @learned4 { ct mark : ip
+// saddr . udp sport }` (DESIGN: learning in the packet path).
+func learnRule(o *objects, f *family) *nftables.Rule {
+	e := []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Lookup{SourceRegister: reg1, SetName: o.learn.Name},
+	}
+	e = append(e, matchFamily(f)...)
+	e = append(e, matchUDP()...)
+	e = append(e,
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Payload{DestRegister: reg2, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
+		&expr.Payload{DestRegister: f.learnPortReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+		&expr.Dynset{SrcRegKey: reg1, SrcRegData: reg2, SetName: f.learned.Name, Operation: unix.NFT_DYNSET_OP_ADD})
+	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
+}
+
+// ReverseMark is the mark of the leg that carries the other direction of
+// mark's stream: legs of a session are numbered a-rtp, a-rtcp, b-rtp,
+// b-rtcp, so the reverse differs in bit 1.
+func ReverseMark(mark uint32) uint32 { return mark ^ 2 }
+
+// learnedNatRule sends a new flow to the source its reverse leg learned,
+// before the leg's signalled peer: the reply to a NAT'd caller's first
+// packet reaches it without waiting for the daemon.
+func learnedNatRule(o *objects, f *family) *nftables.Rule {
+	e := append(matchFamily(f), matchUDP()...)
+	e = append(e,
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+		&expr.Bitwise{SourceRegister: reg1, DestRegister: reg1, Len: 4,
+			Mask: markBytes(^uint32(0)), Xor: markBytes(ReverseMark(0))},
+		&expr.Lookup{SourceRegister: reg1, SetName: f.learned.Name, DestRegister: reg1, IsDestRegSet: true},
+		&expr.NAT{Type: expr.NATTypeDestNAT, Family: uint32(f.nfproto), RegAddrMin: reg1, RegProtoMin: f.portReg})
+	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
+}
+
 // noPeerRule drops new flows of legs whose peer is not known yet.
 func noPeerRule(o *objects, f *family) *nftables.Rule {
 	e := matchFamily(f)
@@ -241,7 +314,13 @@ func (o *objects) rules(gates []Gate) []*nftables.Rule {
 		r = append(r, unallocatedRule(o, g))
 	}
 	for _, f := range o.families {
-		r = append(r, lockRule(o, f), noPeerRule(o, f))
+		r = append(r, lockRule(o, f), guardRule(o, f), learnRule(o, f))
+	}
+	for _, f := range o.families {
+		r = append(r, learnedNatRule(o, f))
+	}
+	for _, f := range o.families {
+		r = append(r, noPeerRule(o, f))
 	}
 	for _, f := range o.families {
 		r = append(r, natRule(o, f, true))

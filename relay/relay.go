@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -44,12 +45,48 @@ type Gate struct {
 // Peer from Source. A leg with an invalid Peer drops its packets (the peer is
 // not known yet). A leg with a valid Lock accepts new flows only from that
 // source address:port (RTP Bleed protection).
+//
+// While a leg learns, the kernel itself takes the source of its first
+// accepted new flow (Learn) and sends the reverse leg's (ReverseMark) new
+// flows there before its Peer; with Guard, only sources whose IP is one of
+// Allowed are accepted, any other's new flows are dropped and counted.
 type Leg struct {
 	Mark   uint32
 	Gate   netip.AddrPort
 	Peer   netip.AddrPort
 	Source netip.AddrPort
 	Lock   netip.AddrPort
+	// Allowed are a guarded leg's learning sources: the side's signalled
+	// IP and the IP its signalling came from, in the order Allow gives.
+	Allowed [MaxAllowed]netip.Addr
+	Guard   bool
+	Learn   bool
+	// Learned is the source the kernel learned for this leg: in Add, put
+	// into the learned map whatever the kernel had taken; in Remove, what
+	// the caller believes the kernel holds (Apply finds out when it is
+	// wrong). Apply removes a removed leg's learned source unless the leg
+	// is added back with it.
+	Learned netip.AddrPort
+}
+
+// MaxAllowed is how many learning sources a leg has.
+const MaxAllowed = 2
+
+// Allow returns addrs as a leg's learning sources: valid ones only, unmapped,
+// without duplicates, sorted, so that equal sets compare equal.
+func Allow(addrs ...netip.Addr) [MaxAllowed]netip.Addr {
+	var out [MaxAllowed]netip.Addr
+	n := 0
+	for _, a := range addrs {
+		a = a.Unmap()
+		if !a.IsValid() || a.IsUnspecified() || n == MaxAllowed || slices.Contains(out[:n], a) {
+			continue
+		}
+		out[n] = a
+		n++
+	}
+	slices.SortFunc(out[:n], netip.Addr.Compare)
+	return out
 }
 
 // Validate reports what is wrong with l, before anything reaches the kernel.
@@ -67,6 +104,13 @@ func (l Leg) Validate() error {
 		return fmt.Errorf("leg %#x: peer %s and gate %s differ in family", l.Mark, l.Peer, l.Gate)
 	case l.Lock.IsValid() && l.Lock.Addr().Is4() != l.Gate.Addr().Is4():
 		return fmt.Errorf("leg %#x: lock %s and gate %s differ in family", l.Mark, l.Lock, l.Gate)
+	case l.Learned.IsValid() && l.Learned.Addr().Is4() != l.Gate.Addr().Is4():
+		return fmt.Errorf("leg %#x: learned source %s and gate %s differ in family", l.Mark, l.Learned, l.Gate)
+	}
+	for _, a := range l.Allowed {
+		if a.IsValid() && a.Is4() != l.Gate.Addr().Is4() {
+			return fmt.Errorf("leg %#x: learning source %s and gate %s differ in family", l.Mark, a, l.Gate)
+		}
 	}
 	return nil
 }
@@ -76,9 +120,14 @@ func (l Leg) Validate() error {
 // only the parts that are present must be consistent.
 func (l Leg) validateRemoval() error {
 	var fam []netip.AddrPort
-	for _, ap := range []netip.AddrPort{l.Gate, l.Peer, l.Source, l.Lock} {
+	for _, ap := range []netip.AddrPort{l.Gate, l.Peer, l.Source, l.Lock, l.Learned} {
 		if ap.IsValid() {
 			fam = append(fam, ap)
+		}
+	}
+	for _, a := range l.Allowed {
+		if a.IsValid() {
+			fam = append(fam, netip.AddrPortFrom(a, 0))
 		}
 	}
 	if len(fam) == 0 {
@@ -167,8 +216,10 @@ func (b Batch) ToFlush() []uint32 {
 	return marks
 }
 
+// onlyLockDiffers reports whether a and b differ only in what admits new
+// flows (lock, learning sources, learning): established flows stay valid.
 func onlyLockDiffers(a, b Leg) bool {
-	a.Lock = b.Lock
+	a.Lock, a.Allowed, a.Guard, a.Learn, a.Learned = b.Lock, b.Allowed, b.Guard, b.Learn, b.Learned
 	return a == b
 }
 
