@@ -11,6 +11,7 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/sdp"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
 
 type fixture struct {
@@ -33,7 +34,7 @@ gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30299" }
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := switchboard.NewManager(cfg, mem, switchboard.Options{})
+	m := switchboard.NewManager(cfg, mem, switchboard.Options{PickPort: switchboardtest.InOrder})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

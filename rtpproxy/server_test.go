@@ -57,7 +57,7 @@ func newRig(t *testing.T, spec, def string) *rig {
 // dataplane, as the daemon does after a restart.
 func (r *rig) startManager() {
 	r.t.Helper()
-	r.mgr = switchboard.NewManager(r.cfg, r.mem, switchboard.Options{})
+	r.mgr = switchboard.NewManager(r.cfg, r.mem, switchboard.Options{PickPort: switchboardtest.InOrder})
 	if err := r.mgr.Start(context.Background()); err != nil {
 		r.t.Fatal(err)
 	}

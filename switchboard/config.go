@@ -73,7 +73,27 @@ type Gate struct {
 	Name  string
 	Addr  netip.Addr
 	Ports PortRange
+	// Learn says whose packets the gate learns its peer from.
+	Learn LearnMode
 }
+
+// LearnMode says which sources a gate may learn as its peer's address
+// while its learning window is open (README: Security).
+type LearnMode string
+
+// Learning modes.
+const (
+	// LearnSignalled learns only a source whose IP is the side's signalled
+	// address or the address its signalling came from (a NAT may change
+	// the port); new flows from other sources are dropped. The default.
+	LearnSignalled LearnMode = "signalled"
+	// LearnAny learns the first source, whoever it is: a stranger who
+	// sends first, while a call rings, takes the call's media (unsafe).
+	LearnAny LearnMode = "any"
+	// LearnOff never learns: the gate takes media only from the signalled
+	// address and port (no NAT traversal).
+	LearnOff LearnMode = "off"
+)
 
 // Switchboard joins gate-a and gate-b. Media entering one gate leaves at the
 // other.
@@ -147,6 +167,7 @@ type rawGate struct {
 	Name    string `toml:"name"`
 	Address string `toml:"address"`
 	Ports   string `toml:"ports"`
+	Learn   string `toml:"learn"`
 }
 
 // duration reads "10s" or an integer number of seconds.
@@ -383,6 +404,14 @@ func (r rawGate) validate(which string) (Gate, error) {
 	g.Addr = a.Unmap()
 	if g.Ports, err = parsePorts(r.Ports); err != nil {
 		return g, fmt.Errorf("%s: ports %q: %w", which, r.Ports, err)
+	}
+	switch m := LearnMode(r.Learn); m {
+	case "":
+		g.Learn = LearnSignalled
+	case LearnSignalled, LearnAny, LearnOff:
+		g.Learn = m
+	default:
+		return g, fmt.Errorf("%s: learn %q: want %q, %q or %q", which, r.Learn, LearnSignalled, LearnAny, LearnOff)
 	}
 	return g, nil
 }

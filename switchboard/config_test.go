@@ -48,14 +48,14 @@ ringing-timeout = 60
 learning-timeout-a = "2.5s"
 max-sessions = 100
 gate-a = { name = "external", address = "192.0.2.1", ports = "30000-39999" }
-gate-b = { name = "internal", address = "10.0.0.1",  ports = "30000-39999" }
+gate-b = { name = "internal", address = "10.0.0.1",  ports = "30000-39999", learn = "any" }
 
 [[switchboard]]
 name = "v6"
 always-learn-b = false
 media-timeout = "0s"
 gate-a = { address = "2001:db8::1", ports = "40000-40099" }
-gate-b = { address = "2001:db8::1", ports = "40100-40199" }
+gate-b = { address = "2001:db8::1", ports = "40100-40199", learn = "off" }
 `
 
 func TestDocumentedSchemaParses(t *testing.T) {
@@ -73,15 +73,15 @@ func TestDocumentedSchemaParses(t *testing.T) {
 				RTPProxy: prefixes("::1/128"), LRKProxy: []netip.Prefix{}}},
 		Switchboards: []*Switchboard{{
 			Name: "edge",
-			A:    Gate{Name: "external", Addr: mustAddr("192.0.2.1"), Ports: PortRange{30000, 39999}},
-			B:    Gate{Name: "internal", Addr: mustAddr("10.0.0.1"), Ports: PortRange{30000, 39999}},
+			A:    Gate{Name: "external", Addr: mustAddr("192.0.2.1"), Ports: PortRange{30000, 39999}, Learn: LearnSignalled},
+			B:    Gate{Name: "internal", Addr: mustAddr("10.0.0.1"), Ports: PortRange{30000, 39999}, Learn: LearnAny},
 			Timeouts: Timeouts{LearningA: 2500 * time.Millisecond, LearningB: 5 * time.Second,
 				AlwaysLearnB: true, Ringing: time.Minute, Media: 2 * time.Minute},
 			MaxSessions: 100,
 		}, {
 			Name: "v6",
-			A:    Gate{Addr: mustAddr("2001:db8::1"), Ports: PortRange{40000, 40099}},
-			B:    Gate{Addr: mustAddr("2001:db8::1"), Ports: PortRange{40100, 40199}},
+			A:    Gate{Addr: mustAddr("2001:db8::1"), Ports: PortRange{40000, 40099}, Learn: LearnSignalled},
+			B:    Gate{Addr: mustAddr("2001:db8::1"), Ports: PortRange{40100, 40199}, Learn: LearnOff},
 			Timeouts: Timeouts{LearningA: 10 * time.Second, LearningB: 5 * time.Second,
 				Ringing: 90 * time.Second},
 			MaxSessions: 5000,
@@ -205,6 +205,7 @@ var badConfigs = []struct{ name, toml, want string }{
 	{"no switchboard at all", `state-dir = "/x"`, `no [[switchboard]] defined`},
 	{"a switchboard without a name", edit(`name = "edge"`, ""), `switchboard 1: "name" is required`},
 	{"a duplicate switchboard name", base + strings.Replace(coreWith("31000-31999"), `"core"`, `"edge"`, 1), `switchboard "edge": defined twice`},
+	{"an unknown learning mode", edit(`address = "10.0.0.1", `, `address = "10.0.0.1", learn = "first", `), `switchboard "edge": gate-b: learn "first": want "signalled", "any" or "off"`},
 	{"an invalid address", edit(`"192.0.2.1"`, `"192.0.2"`), `switchboard "edge": gate-a: invalid address "192.0.2"`},
 	{"a missing gate address", edit(`address = "10.0.0.1", `, ""), `switchboard "edge": gate-b: invalid address ""`},
 	{"an address with a zone", edit(`"10.0.0.1"`, `"fe80::1%eth0"`), `switchboard "edge": gate-b: invalid address "fe80::1%eth0"`},

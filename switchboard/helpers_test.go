@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,6 +54,8 @@ type harness struct {
 	clk *clock
 	dir string
 	cfg *Config
+	// mode, when set, is how both gates learn (newHarnessLearning).
+	mode LearnMode
 }
 
 const edgeConfig = `state-dir = %q
@@ -69,10 +72,29 @@ func newHarness(t *testing.T, extra string) *harness {
 	return h
 }
 
+// newHarnessLearning is newHarness with both gates learning in mode: tests
+// of what learning does, whoever the source, use "any".
+func newHarnessLearning(t *testing.T, mode LearnMode, extra string) *harness {
+	t.Helper()
+	h := &harness{mem: relaytest.NewMemory(), clk: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: t.TempDir(), mode: mode}
+	h.start(t, extra)
+	return h
+}
+
+// learningConfig is edgeConfig with both gates learning in mode.
+func learningConfig(dir string, mode LearnMode, extra string) string {
+	cfg := fmt.Sprintf(edgeConfig, dir, extra)
+	return strings.ReplaceAll(cfg, `ports = "30000-30003" }`, fmt.Sprintf(`ports = "30000-30003", learn = %q }`, mode))
+}
+
 // start (re)starts the harness's Manager with the edge configuration plus
 // extra on the same dataplane and state directory.
 func (h *harness) start(t *testing.T, extra string) {
 	t.Helper()
+	if h.mode != "" {
+		h.startWith(t, learningConfig(h.dir, h.mode, extra))
+		return
+	}
 	h.startWith(t, fmt.Sprintf(edgeConfig, h.dir, extra))
 }
 
@@ -83,7 +105,7 @@ func (h *harness) startWith(t *testing.T, toml string) {
 		t.Fatal(err)
 	}
 	h.cfg = cfg
-	m := NewManager(cfg, h.mem, Options{Now: h.clk.Now})
+	m := NewManager(cfg, h.mem, Options{Now: h.clk.Now, PickPort: func(int) int { return 0 }})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

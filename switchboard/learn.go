@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -79,7 +80,7 @@ func (m *Manager) Learn(f relay.Flow) {
 		m.deleteStale([]relay.Flow{f}) // a flow of a previous owner of this mark
 		return
 	}
-	if lock := leg.Lock; lock.IsValid() && lock != f.Src {
+	if lock := leg.Lock; (lock.IsValid() && lock != f.Src) || (leg.Guard && !slices.Contains(leg.Allowed[:], f.Src.Addr().Unmap())) {
 		m.dropStranger(e, f)
 		return
 	}

@@ -26,7 +26,7 @@ func TestLearningTakesTheFirstSourceWithinTheWindow(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := newHarness(t, "")
+			h := newHarnessLearning(t, LearnAny, "")
 			s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 			h.clk.advance(9 * time.Second) // the window is 10 s
 			h.m.Learn(flow(s, tc.leg, "198.51.100.7:61000"))
@@ -54,7 +54,7 @@ func TestLearningTakesTheFirstSourceWithinTheWindow(t *testing.T) {
 
 func TestLearningFindsAnUnsignalledPeer(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "")
+	h := newHarnessLearning(t, LearnAny, "")
 	s := h.alloc(t, AllocRequest{B: ep("10.0.0.10:5000")})
 	if got := h.leg(t, s, legBRTP); got.Peer.IsValid() {
 		t.Fatalf("b-rtp sends to %s before a is known", got.Peer)
@@ -98,7 +98,7 @@ func TestFlowsThatTeachNothing(t *testing.T) {
 
 func TestAClosedWindowLocksAnUnlearnedGateToTheSignalledAddress(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "learning-timeout-b = 20\n")
+	h := newHarnessLearning(t, LearnAny, "learning-timeout-b = 20\n")
 	ctx := context.Background()
 	s := h.alloc(t, AllocRequest{A: Endpoint{RTP: ap("192.0.2.10:4000"), RTCP: ap("192.0.2.10:4009")}, B: ep("10.0.0.10:5000")})
 	for k := range uint32(legsPerSession) {
@@ -168,7 +168,7 @@ func TestAlwaysLearnFollowsEverySourceAndNeverLocks(t *testing.T) {
 
 func TestALearnTheKernelRefusesChangesNothing(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "")
+	h := newHarnessLearning(t, LearnAny, "")
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 	h.mem.FailNext(errors.New("injected"))
 	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
@@ -184,7 +184,7 @@ func TestALearnTheKernelRefusesChangesNothing(t *testing.T) {
 
 func TestRingingSessionsExpireUnlessAnswered(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "ringing-timeout = \"30s\"\n")
+	h := newHarnessLearning(t, LearnAny, "ringing-timeout = \"30s\"\n")
 	ctx := context.Background()
 	ringing := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), Ringing: true})
 	answered := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002"), Ringing: true})
@@ -232,7 +232,7 @@ func TestRingingSessionsExpireUnlessAnswered(t *testing.T) {
 
 func TestRunLearnsFromEventsAndExistingFlowsAndStopsOnCancel(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "")
+	h := newHarnessLearning(t, LearnAny, "")
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 	h.mem.SetFlows(flow(s, legBRTP, "10.0.0.99:7000")) // before Run subscribed
 	ctx, cancel := context.WithCancel(context.Background())
@@ -297,5 +297,66 @@ func TestMediaTimeoutEndsOnlySilentAnsweredSessions(t *testing.T) {
 	}
 	if got := h.m.mediaCheckInterval(); got != 10*time.Second {
 		t.Errorf("media checks every %v, want 10 s (a third of 30 s)", got)
+	}
+}
+
+// A "signalled" gate (the default) learns only its side's own parties:
+// a source whose IP is the signalled address or the signalling source,
+// from any port (a NAT may change it). While it learns, the kernel takes
+// new flows only from those IPs; a stranger's flow that raced the guard is
+// deleted and teaches nothing, even while the call rings.
+func TestSignalledGateLearnsOnlyItsSidesParties(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	a := Endpoint{RTP: ap("192.168.1.10:4000"), Source: mustAddr("198.51.100.7")} // behind NAT
+	s := h.alloc(t, AllocRequest{A: a, B: ep("10.0.0.10:5000"), Ringing: true})
+	l := h.leg(t, s, legARTP)
+	if !l.Guard || !l.Learn || l.Allowed != relay.Allow(mustAddr("192.168.1.10"), mustAddr("198.51.100.7")) {
+		t.Fatalf("a-rtp while ringing: %+v, want guarded and learning from the SDP and signalling IPs", l)
+	}
+	stranger := flow(s, legARTP, "203.0.113.9:1234")
+	h.m.Learn(stranger)
+	if got := h.mem.Deleted(); len(got) != 1 || got[0] != stranger {
+		t.Errorf("deleted %v, want the stranger's flow", got)
+	}
+	if x, _ := h.m.Get(s.ID); x.A.Learned.RTP.IsValid() {
+		t.Errorf("learned %s from a stranger", x.A.Learned.RTP)
+	}
+	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	l = h.leg(t, s, legARTP)
+	if l.Lock != ap("198.51.100.7:61000") || l.Learned != l.Lock || l.Guard || l.Learn {
+		t.Errorf("a-rtp after learning the NAT's source: %+v, want locked to it and its learned source kept", l)
+	}
+	if p := h.leg(t, s, legBRTP).Peer; p != ap("198.51.100.7:61000") {
+		t.Errorf("b-rtp sends to %s, want the learned source", p)
+	}
+}
+
+// Learning modes: "any" learns from anyone unless the side asked for
+// strict sources; "off" locks the gate to the signalled address at once
+// and learns nothing, or takes nothing without one.
+func TestLearningModesAndStrictSources(t *testing.T) {
+	t.Parallel()
+	h := newHarnessLearning(t, LearnAny, "")
+	any := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+	if l := h.leg(t, any, legARTP); l.Guard || !l.Learn {
+		t.Errorf("an \"any\" gate: %+v, want learning unguarded", l)
+	}
+	strict := h.alloc(t, AllocRequest{A: Endpoint{RTP: ap("192.0.2.10:4002"), Strict: true}})
+	if l := h.leg(t, strict, legARTP); !l.Guard || !l.Learn || l.Allowed != relay.Allow(mustAddr("192.0.2.10")) {
+		t.Errorf("a strict side on an \"any\" gate: %+v, want guarded to its signalled IP", l)
+	}
+
+	off := newHarnessLearning(t, LearnOff, "")
+	s := off.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), Ringing: true})
+	if l := off.leg(t, s, legARTP); l.Lock != ap("192.0.2.10:4000") || l.Learn {
+		t.Errorf("an \"off\" gate: %+v, want locked to the signalled address while ringing", l)
+	}
+	if l := off.leg(t, s, legBRTP); !l.Guard || l.Allowed != relay.Allow() || l.Learn {
+		t.Errorf("an \"off\" gate without a signalled address: %+v, want guarded with no source", l)
+	}
+	off.m.Learn(flow(s, legARTP, "192.0.2.10:4444"))
+	if x, _ := off.m.Get(s.ID); x.A.Learned.RTP.IsValid() {
+		t.Errorf("an \"off\" gate learned %s", x.A.Learned.RTP)
 	}
 }

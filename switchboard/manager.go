@@ -22,6 +22,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// PickPort returns a number in [0, n) to choose among a gate's port
+	// pairs; nil means crypto/rand, so that nobody can predict a call's
+	// ports. Tests pass switchboardtest.InOrder.
+	PickPort func(n int) int
 }
 
 // Manager owns the sessions of every switchboard: their ports, timers,
@@ -50,7 +54,7 @@ type board struct {
 }
 
 // entry is a session and the legs the kernel holds for it. The legs are
-// not stored: they are s.legs(timeouts, legsAt), a pure function of the
+// not stored: they are s.legs(switchboard, legsAt), a pure function of the
 // session, its switchboard's timeouts and the time of the commit that
 // installed them, and storing them would double a session's memory.
 type entry struct {
@@ -79,7 +83,9 @@ func NewManager(cfg *Config, dp relay.Dataplane, opts Options) *Manager {
 		m.now = time.Now
 	}
 	for _, sb := range cfg.Switchboards {
-		m.boards[sb.Name] = &board{sb: sb, a: newPorts(sb.A.Ports), b: newPorts(sb.B.Ports)}
+		bd := &board{sb: sb, a: newPorts(sb.A.Ports), b: newPorts(sb.B.Ports)}
+		bd.a.pick, bd.b.pick = opts.PickPort, opts.PickPort
+		m.boards[sb.Name] = bd
 	}
 	return m
 }
@@ -223,7 +229,7 @@ func newID() string {
 func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew bool) error {
 	bd := m.boards[next.Switchboard]
 	now := m.now()
-	l := next.legs(bd.sb.Timeouts, now)
+	l := next.legs(bd.sb, now)
 	want := l[:]
 	had := m.installed(e)
 	batch := diffLegs(had, want)
@@ -254,7 +260,7 @@ func (m *Manager) installedLegs(e *entry) ([legsPerSession]relay.Leg, bool) {
 	if e == nil || !e.hasLegs {
 		return [legsPerSession]relay.Leg{}, false
 	}
-	return e.s.legs(m.boards[e.s.Switchboard].sb.Timeouts, e.legsAt), true
+	return e.s.legs(m.boards[e.s.Switchboard].sb, e.legsAt), true
 }
 
 // installed is installedLegs as a slice, nil when the kernel holds none.
@@ -338,13 +344,14 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 
 // repoint applies a signalled endpoint to p and reports whether its
 // addresses changed; then p forgets what it learned. A change of the hold
-// flag alone keeps the learned addresses and the installed legs.
+// flag, the signalling source or strictness alone keeps the learned
+// addresses (and a learning gate takes the new sources at once).
 func repoint(p *Peer, e *Endpoint) bool {
 	if e == nil {
 		return false
 	}
 	if e.RTP == p.Signalled.RTP && e.RTCP == p.Signalled.RTCP {
-		p.Signalled.Hold = e.Hold
+		p.Signalled.Hold, p.Signalled.Source, p.Signalled.Strict = e.Hold, e.Source, e.Strict
 		return false
 	}
 	*p = Peer{Signalled: *e}

@@ -25,6 +25,9 @@ func TestAllocInstallsFourLegsAcrossTheGates(t *testing.T) {
 		name string
 		req  AllocRequest
 		want []relay.Leg // of the first session (index 1): marks 4..7
+		// allowed are the learning sources of each leg: while learning,
+		// each gate takes new flows only from its side's signalled IP.
+		allowed [4]string
 	}{{
 		name: "RTCP goes to the next port of each peer",
 		req:  AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")},
@@ -34,6 +37,7 @@ func TestAllocInstallsFourLegsAcrossTheGates(t *testing.T) {
 			{Gate: ap("10.0.0.1:30000"), Peer: ap("192.0.2.10:4000"), Source: ap("192.0.2.1:30000")},
 			{Gate: ap("10.0.0.1:30001"), Peer: ap("192.0.2.10:4001"), Source: ap("192.0.2.1:30001")},
 		},
+		allowed: [4]string{"192.0.2.10", "192.0.2.10", "10.0.0.10", "10.0.0.10"},
 	}, {
 		name: "an explicit RTCP address is used as it is",
 		req:  AllocRequest{A: ep("192.0.2.10:4000"), B: Endpoint{RTP: ap("10.0.0.10:5000"), RTCP: ap("10.0.0.11:7009")}},
@@ -43,6 +47,7 @@ func TestAllocInstallsFourLegsAcrossTheGates(t *testing.T) {
 			{Gate: ap("10.0.0.1:30000"), Peer: ap("192.0.2.10:4000"), Source: ap("192.0.2.1:30000")},
 			{Gate: ap("10.0.0.1:30001"), Peer: ap("192.0.2.10:4001"), Source: ap("192.0.2.1:30001")},
 		},
+		allowed: [4]string{"192.0.2.10", "192.0.2.10", "10.0.0.10", "10.0.0.11"},
 	}, {
 		name: "legs towards an unknown or held peer have no peer",
 		req:  AllocRequest{B: ep("0.0.0.0:5000")},
@@ -52,6 +57,7 @@ func TestAllocInstallsFourLegsAcrossTheGates(t *testing.T) {
 			{Gate: ap("10.0.0.1:30000"), Source: ap("192.0.2.1:30000")},
 			{Gate: ap("10.0.0.1:30001"), Source: ap("192.0.2.1:30001")},
 		},
+		allowed: [4]string{},
 	}, {
 		name: "an IPv6 switchboard's gates share their address",
 		req:  AllocRequest{Switchboard: "v6", A: ep("[2001:db8:a::10]:4000"), B: ep("[2001:db8:b::10]:5000")},
@@ -61,6 +67,7 @@ func TestAllocInstallsFourLegsAcrossTheGates(t *testing.T) {
 			{Gate: ap("[2001:db8::1]:40004"), Peer: ap("[2001:db8:a::10]:4000"), Source: ap("[2001:db8::1]:40000")},
 			{Gate: ap("[2001:db8::1]:40005"), Peer: ap("[2001:db8:a::10]:4001"), Source: ap("[2001:db8::1]:40001")},
 		},
+		allowed: [4]string{"2001:db8:a::10", "2001:db8:a::10", "2001:db8:b::10", "2001:db8:b::10"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -68,6 +75,10 @@ func TestAllocInstallsFourLegsAcrossTheGates(t *testing.T) {
 			s := h.alloc(t, tc.req)
 			for k := range tc.want {
 				tc.want[k].Mark = relay.Mark(4*s.Index + uint32(k))
+				tc.want[k].Learn, tc.want[k].Guard = true, true
+				if a := tc.allowed[k]; a != "" {
+					tc.want[k].Allowed = relay.Allow(mustAddr(a))
+				}
 			}
 			if s.Index != 1 {
 				t.Errorf("index %d, want 1", s.Index)

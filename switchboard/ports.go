@@ -1,17 +1,23 @@
 package switchboard
 
-import "fmt"
+import (
+	"crypto/rand"
+	"fmt"
+	"math/big"
+)
 
 // ports hands out RTP/RTCP port pairs (even port, next odd port) from one
-// gate's range. It goes round the range rather than reusing the lowest free
-// pair, so a pair released by one call is the last to serve the next: late
-// packets of an old call do not land in a new one. Not safe for concurrent
-// use; Manager serialises access.
+// gate's range. A pair is chosen at random among the free ones (crypto/rand),
+// so that nobody can tell which ports the next call gets: a stranger who
+// sprays a range has no better target than any other. Not safe for
+// concurrent use; Manager serialises access.
 type ports struct {
 	first uint16 // first even port of the range
 	used  []bool // by pair index
-	next  int    // where the next search starts
 	free  int
+	// pick returns a number in [0, n); nil means crypto/rand. Tests set it
+	// to choose pairs in order.
+	pick func(n int) int
 }
 
 func newPorts(r PortRange) *ports {
@@ -20,21 +26,51 @@ func newPorts(r PortRange) *ports {
 	return &ports{first: first, used: make([]bool, n), free: n}
 }
 
-// take allocates the next free pair and returns its RTP (even) port.
+// randomTries bounds the draws among all pairs before take counts through
+// the free ones: each draw hits a free pair with probability free/pairs.
+const randomTries = 16
+
+// take allocates a free pair chosen uniformly at random and returns its RTP
+// (even) port: a draw among all pairs that lands on a free one is taken
+// (uniform among the free ones); a nearly full range takes the k-th free
+// pair for a random k instead.
 func (p *ports) take() (uint16, bool) {
 	if p.free == 0 {
 		return 0, false
 	}
-	for i := range p.used {
-		idx := (p.next + i) % len(p.used)
-		if !p.used[idx] {
-			p.used[idx] = true
-			p.free--
-			p.next = (idx + 1) % len(p.used)
-			return p.first + uint16(2*idx), true
+	idx := -1
+	for range randomTries {
+		if i := p.random(len(p.used)); !p.used[i] {
+			idx = i
+			break
 		}
 	}
-	return 0, false
+	if idx < 0 {
+		k := p.random(p.free)
+		for i, u := range p.used {
+			if !u {
+				if k == 0 {
+					idx = i
+					break
+				}
+				k--
+			}
+		}
+	}
+	p.used[idx] = true
+	p.free--
+	return p.first + uint16(2*idx), true
+}
+
+func (p *ports) random(n int) int {
+	if p.pick != nil {
+		return p.pick(n)
+	}
+	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
+	if err != nil { // crypto/rand does not fail on Linux since Go 1.24
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return int(v.Int64())
 }
 
 // claim marks the pair starting at rtp as used (restoring a session).

@@ -1,17 +1,19 @@
 package switchboard
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
 
-// takeAll takes pairs until p runs out.
+// takeAll takes pairs until p runs out and returns them in port order.
 func takeAll(p *ports) []uint16 {
 	var got []uint16
 	for {
 		port, ok := p.take()
 		if !ok {
+			slices.Sort(got)
 			return got
 		}
 		got = append(got, port)
@@ -47,27 +49,52 @@ func TestPortsHandOutEveryEvenPortOnceThenRunOut(t *testing.T) {
 	}
 }
 
-func TestPortsGoRoundTheRangeBeforeReusingAPair(t *testing.T) {
+// Pairs are chosen at random among the free ones: from a fresh range every
+// pair is as likely to come first (a stranger cannot aim at the next
+// call's ports), and a released pair can serve again.
+func TestPortsChooseUniformlyAmongFreePairs(t *testing.T) {
 	t.Parallel()
-	p := newPorts(PortRange{30000, 30007}) // 30000 30002 30004 30006
-	first, _ := p.take()
-	second, _ := p.take()
-	p.release(first)
-	// A released pair is the last to serve again: the search goes on from
-	// where it stopped.
-	var got []uint16
-	for range 3 {
-		port, _ := p.take()
-		got = append(got, port)
+	const draws = 4000
+	count := map[uint16]int{}
+	for range draws {
+		p := newPorts(PortRange{30000, 30007}) // 30000 30002 30004 30006
+		if _, ok := p.take(); !ok {
+			t.Fatal("took nothing from a fresh range")
+		}
+		port, _ := p.take() // the second call's pair: any of the three left
+		count[port]++
 	}
-	if diff := cmp.Diff([]uint16{30004, 30006, 30000}, got); diff != "" {
-		t.Errorf("after releasing %d (-want +got):\n%s", first, diff)
+	for _, port := range []uint16{30000, 30002, 30004, 30006} {
+		// Each is second 1000 times on average (sd ~27): a pair that
+		// comes second much more or less often is predictable.
+		if n := count[port]; n < 800 || n > 1200 {
+			t.Errorf("port %d came second %d times in %d, want about %d: %v", port, n, draws, draws/4, count)
+		}
 	}
-	p.release(30004)
-	p.release(second)
-	got = takeAll(p)
-	if diff := cmp.Diff([]uint16{30002, 30004}, got); diff != "" {
-		t.Errorf("released pairs come back in range order from the last taken (-want +got):\n%s", diff)
+}
+
+// In a nearly full range, where random draws among all pairs miss, the
+// k-th free pair for a random k is taken.
+func TestPortsInANearlyFullRangeTakeTheKthFreePair(t *testing.T) {
+	t.Parallel()
+	p := newPorts(PortRange{30000, 30199}) // 100 pairs
+	for port := uint16(30000); port < 30196; port += 2 {
+		if err := p.claim(port); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var asked []int
+	p.pick = func(n int) int { asked = append(asked, n); return 0 }
+	port, ok := p.take()
+	if !ok || port != 30196 {
+		t.Errorf("took %d, %v; want 30196, the first of the two free pairs", port, ok)
+	}
+	if want := append(slices.Repeat([]int{100}, randomTries), 2); !slices.Equal(asked, want) {
+		t.Errorf("drew among %v, want %d draws among all 100 pairs, then one among the 2 free", asked, randomTries)
+	}
+	p.pick = func(n int) int { return n - 1 }
+	if port, ok := p.take(); !ok || port != 30198 {
+		t.Errorf("took %d, %v; want the last free pair 30198", port, ok)
 	}
 }
 
@@ -81,7 +108,7 @@ func TestReleaseIsHarmlessTwiceOrForForeignPorts(t *testing.T) {
 	if p.free != 2 {
 		t.Errorf("%d pairs free, want 2", p.free)
 	}
-	if diff := cmp.Diff([]uint16{30002, 30000}, takeAll(p)); diff != "" {
+	if diff := cmp.Diff([]uint16{30000, 30002}, takeAll(p)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
@@ -109,7 +136,7 @@ func TestClaimTakesAChosenPairOnlyOnce(t *testing.T) {
 	if p.free != 3 {
 		t.Errorf("%d pairs free, want 3", p.free)
 	}
-	// Round robin skips the claimed pair.
+	// The claimed pair is not handed out.
 	if diff := cmp.Diff([]uint16{30002, 30006, 30008}, takeAll(p)); diff != "" {
 		t.Errorf("taken after the claim (-want +got):\n%s", diff)
 	}

@@ -193,7 +193,11 @@ func (m *Manager) journaledRepair(journaled map[string]*Session, locks map[strin
 			return relay.Batch{}, false
 		}
 		indexes[s.Index] = true
-		old := journaledLegs(s, locks[id])
+		bd := m.boards[s.Switchboard]
+		if bd == nil {
+			return relay.Batch{}, false
+		}
+		old := journaledLegs(s, bd.sb, locks[id])
 		for _, l := range old {
 			if gates[l.Gate] {
 				return relay.Batch{}, false
@@ -292,15 +296,20 @@ func (m *Manager) flushOrphans(ctx context.Context) error {
 // endOfTime is after every learning window.
 var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// journaledLegs are the legs of s with the locks of bits: a lock, once
-// installed, is the learned source or (answered, window closed) the
-// signalled address, which legs computes at any time after the window.
-func journaledLegs(s *Session, bits uint8) [legsPerSession]relay.Leg {
-	l := s.legs(Timeouts{}, endOfTime)
-	for k := range l {
+// journaledLegs are the legs of s on sb with the locks of bits: a lock,
+// once installed, is the learned source or (answered, window closed) the
+// signalled address, which legs computes at any time after the window; a
+// leg without one was installed while its window was open. (A leg whose
+// window closed unlearned with no address to lock to differs: the repair
+// then fails and the table is listed.)
+func journaledLegs(s *Session, sb *Switchboard, bits uint8) [legsPerSession]relay.Leg {
+	locked := s.legs(sb, endOfTime)
+	open := s.legs(sb, time.Time{})
+	for k := range locked {
 		if bits&(1<<k) == 0 {
-			l[k].Lock = netip.AddrPort{}
+			locked[k] = open[k]
+			locked[k].Lock = netip.AddrPort{}
 		}
 	}
-	return l
+	return locked
 }

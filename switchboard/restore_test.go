@@ -48,7 +48,7 @@ func TestStartFailsWhenTheKernelRefusesTheTable(t *testing.T) {
 
 func TestRestartRestoresSessionsAndLeavesTheKernelAlone(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "ringing-timeout = 60\n")
+	h := newHarnessLearning(t, LearnAny, "ringing-timeout = 60\n")
 	ctx := context.Background()
 	learned := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000"), Labels: map[string]string{"call-id": "c1"}})
 	h.m.Learn(flow(learned, legARTP, "198.51.100.7:61000"))
@@ -289,7 +289,7 @@ func TestStartListsTheTableWhenTheGenerationMoved(t *testing.T) {
 			sessions := h.m.List()
 			var want []relay.Leg
 			for _, s := range sessions {
-				l := s.legs(h.cfg.Switchboards[0].Timeouts, h.clk.Now())
+				l := s.legs(h.cfg.Switchboards[0], h.clk.Now())
 				want = append(want, l[:]...)
 			}
 			if h.startListing(t, "") == 0 {

@@ -19,6 +19,30 @@ type Endpoint struct {
 	// Hold says the peer put the stream on hold (a=sendonly, a=inactive or
 	// a hold address): the media timeout spares the session.
 	Hold bool `json:"hold,omitempty"`
+	// Source is the address the side's signalling came from (the SIP
+	// message's source, ng's received-from): a gate that learns only
+	// from signalled addresses learns a source with this IP too.
+	Source netip.Addr `json:"source,omitzero"`
+	// Strict asks that the side be learned only from signalled addresses
+	// even on a gate that learns from anyone (ng's strict-source).
+	Strict bool `json:"strict,omitempty"`
+}
+
+// learningSources are the IPs of gate's family that a side may be learned
+// from: its signalled RTP (or RTCP) address and its signalling source (a
+// dual-stack device may signal over IPv4 for IPv6 media).
+func (e Endpoint) learningSources(rtcp bool, gate netip.Addr) [relay.MaxAllowed]netip.Addr {
+	a := e.RTP
+	if rtcp {
+		a = e.rtcp()
+	}
+	var out []netip.Addr
+	for _, x := range []netip.Addr{a.Addr(), e.Source} {
+		if x.IsValid() && x.Unmap().Is4() == gate.Is4() {
+			out = append(out, x)
+		}
+	}
+	return relay.Allow(out...)
 }
 
 // rtcp returns the RTCP address of e (RTP port + 1 unless set).
@@ -118,18 +142,17 @@ const (
 	legsPerSession
 )
 
-// legs computes the kernel legs of s at now. Packets entering gate-a go to
-// the b-side peer from gate-b and vice versa; a gate is locked to its peer's
-// learned source, or, once its learning window closes unlearned, to the
-// signalled address (RTP Bleed); always-learn gates are never locked.
-func (s *Session) legs(t Timeouts, now time.Time) [legsPerSession]relay.Leg {
+// legs computes the kernel legs of s on sb at now. Packets entering gate-a
+// go to the b-side peer from gate-b and vice versa. Each gate admits new
+// flows as its side's learning allows (admit).
+func (s *Session) legs(sb *Switchboard, now time.Time) [legsPerSession]relay.Leg {
 	var out [legsPerSession]relay.Leg
 	for k := range out {
 		inA := k == legARTP || k == legARTCP
 		rtcp := k == legARTCP || k == legBRTCP
-		gate, src, from, to, always := s.GateA, s.GateB, s.A, s.B, t.AlwaysLearnA
+		gate, src, from, to := s.GateA, s.GateB, s.A, s.B
 		if !inA {
-			gate, src, from, to, always = s.GateB, s.GateA, s.B, s.A, t.AlwaysLearnB
+			gate, src, from, to = s.GateB, s.GateA, s.B, s.A
 		}
 		if rtcp {
 			gate = netip.AddrPortFrom(gate.Addr(), gate.Port()+1)
@@ -139,26 +162,78 @@ func (s *Session) legs(t Timeouts, now time.Time) [legsPerSession]relay.Leg {
 		if d := to.dest(rtcp); sendable(d) {
 			l.Peer = d
 		}
-		if !always {
-			l.Lock = s.lock(from, rtcp, now)
-		}
+		s.admit(&l, sb.learning(inA), from, rtcp, now)
 		out[k] = l
 	}
 	return out
 }
 
-func (s *Session) lock(p Peer, rtcp bool, now time.Time) netip.AddrPort {
+// learning is how one gate learns.
+type learning struct {
+	mode   LearnMode
+	always bool
+}
+
+// learning returns how gate-a (a) or gate-b learns.
+func (sb *Switchboard) learning(a bool) learning {
+	if a {
+		return learning{sb.A.Learn, sb.Timeouts.AlwaysLearnA}
+	}
+	return learning{sb.B.Learn, sb.Timeouts.AlwaysLearnB}
+}
+
+// mode is the learning mode for peer p: a strict side is learned only from
+// its signalled addresses; a gate of an older configuration (no mode) as
+// by default.
+func (g learning) modeFor(p Peer) LearnMode {
+	switch {
+	case g.mode == "":
+		return LearnSignalled
+	case g.mode == LearnAny && p.Signalled.Strict:
+		return LearnSignalled
+	}
+	return g.mode
+}
+
+// admit sets what new flows leg l takes from its side p (RTP Bleed):
+//   - a learned source locks the gate to it, and stays in the kernel's
+//     learned map;
+//   - "off" locks it to the signalled address, or, with none, to nobody;
+//   - while the learning window is open the kernel learns the first new
+//     flow's source, and with "signalled" takes new flows only from the
+//     side's learning sources (its signalled IPs and signalling source);
+//   - once the window closes unlearned, an answered call is locked to the
+//     signalled address; a "signalled" gate stays guarded;
+//   - always-learn gates follow every source (the daemon re-points them)
+//     and are neither locked nor guarded.
+func (s *Session) admit(l *relay.Leg, g learning, p Peer, rtcp bool, now time.Time) {
 	learned, signalled := p.Learned.RTP, p.Signalled.RTP
 	if rtcp {
 		learned, signalled = p.Learned.RTCP, p.Signalled.rtcp()
 	}
-	if learned.IsValid() {
-		return learned
+	mode := g.modeFor(p)
+	switch {
+	case mode == LearnOff:
+		if sendable(signalled) {
+			l.Lock = signalled
+		} else {
+			l.Guard = true // no address to take media from
+		}
+	case g.always:
+	case learned.IsValid():
+		l.Lock, l.Learned = learned, learned
+	case now.Before(p.LearnUntil):
+		l.Learn = true
+		l.Guard = mode == LearnSignalled
+	default:
+		if s.State == Active && sendable(signalled) {
+			l.Lock = signalled
+		}
+		l.Guard = mode == LearnSignalled && !l.Lock.IsValid()
 	}
-	if s.State == Active && !now.Before(p.LearnUntil) && sendable(signalled) {
-		return signalled
+	if l.Guard {
+		l.Allowed = p.Signalled.learningSources(rtcp, l.Gate.Addr())
 	}
-	return netip.AddrPort{}
 }
 
 // legSide tells which side and stream a leg mark belongs to.
@@ -213,16 +288,25 @@ func netipAddPort(ap netip.AddrPort, n uint16) netip.AddrPort {
 // that is wrong: `rtp "192.0.2.10": want IP:PORT`.
 func (e *Endpoint) UnmarshalJSON(b []byte) error {
 	var raw struct {
-		RTP  *string `json:"rtp"`
-		RTCP *string `json:"rtcp"`
-		Hold bool    `json:"hold"`
+		RTP    *string `json:"rtp"`
+		RTCP   *string `json:"rtcp"`
+		Hold   bool    `json:"hold"`
+		Source *string `json:"source"`
+		Strict bool    `json:"strict"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
 		return fmt.Errorf("endpoint: %w", err)
 	}
-	out := Endpoint{Hold: raw.Hold}
+	out := Endpoint{Hold: raw.Hold, Strict: raw.Strict}
+	if raw.Source != nil && *raw.Source != "" {
+		a, err := netip.ParseAddr(*raw.Source)
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("source %q: want an IP address", *raw.Source)
+		}
+		out.Source = a.Unmap()
+	}
 	for _, f := range []struct {
 		name string
 		in   *string

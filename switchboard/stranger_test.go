@@ -10,7 +10,7 @@ import (
 // the gate was locked to someone else) is deleted by its tuple; the locked
 // source's flows are kept, and no whole-leg flush happens.
 func TestStrangerFlowThatRacedTheLockIsDeleted(t *testing.T) {
-	h := newHarness(t, "")
+	h := newHarnessLearning(t, LearnAny, "")
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 	mark := relay.Mark(4 * s.Index)
 	first := relay.Flow{Mark: mark, Zone: relay.ZoneA, Src: ap("198.51.100.7:61000"), Dst: s.GateA}

@@ -96,7 +96,7 @@ func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) {
 		return
 	}
 	bd := m.boards[s.Switchboard]
-	l := s.legs(bd.sb.Timeouts, now)
+	l := s.legs(bd.sb, now)
 	had := m.installed(e)
 	if b := diffLegs(had, l[:]); len(b.Add)+len(b.Remove) == 0 {
 		return
