@@ -97,7 +97,13 @@ type Request struct {
 	Direction [2]string
 	// Source, when valid, is used as every stream's peer address instead of
 	// the SDP's (rtpengine without trust-address).
-	Source        netip.Addr
+	Source netip.Addr
+	// Signalling is where the SDP's SIP message came from (ng's
+	// received-from): its gate may learn the sender from this address too.
+	Signalling netip.Addr
+	// Strict asks that the sender be learned only from its signalled
+	// addresses, whatever its gate's learning mode (ng's strict-source).
+	Strict        bool
 	ReplaceOrigin bool
 	RemoveICE     bool
 }
@@ -208,7 +214,7 @@ func (cl *call) party(tag, branch string) (*dialog, sdprelay.Side) {
 // request builds the sdprelay request of r for dialog d.
 func (c *Calls) request(r Request, d *dialog, from sdprelay.Side, sb string, ringing bool) sdprelay.Request {
 	return sdprelay.Request{Switchboard: sb, From: from, SDP: r.SDP, Sessions: d.sessions, Ringing: ringing,
-		Source: r.Source, ReplaceOrigin: r.ReplaceOrigin, RemoveICE: r.RemoveICE,
+		Source: r.Source, Signalling: r.Signalling, Strict: r.Strict, ReplaceOrigin: r.ReplaceOrigin, RemoveICE: r.RemoveICE,
 		Labels: map[string]string{labelOwner: ownerCalls, labelCall: r.CallID, labelBranch: d.branch, labelOfferer: d.offerer,
 			labelOffererSide: string(d.offererSide), labelAnswerer: d.answerer}}
 }

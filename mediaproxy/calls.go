@@ -175,7 +175,7 @@ func (t *calls) update(ctx context.Context, u *Update) (*placed, error) {
 	if !fromCaller {
 		from = from.other()
 	}
-	if err := t.apply(ctx, c, from, u.Media); err != nil {
+	if err := t.apply(ctx, c, from, u.SignalingIP, u.Media); err != nil {
 		return nil, err
 	}
 	t.calls[key(c.callID, c.fromTag)] = c
@@ -224,7 +224,7 @@ func (t *calls) newCall(u *Update) (*call, error) {
 // SDP: new streams are allocated (ringing), known ones re-pointed, port 0
 // ends a stream, streams the SDP no longer lists end. If an allocation
 // fails, the sessions allocated by this request are deleted again.
-func (t *calls) apply(ctx context.Context, c *call, from side, media []Stream) error {
+func (t *calls) apply(ctx context.Context, c *call, from side, signalling netip.Addr, media []Stream) error {
 	var created []string
 	undo := func(err error) error {
 		for _, id := range created {
@@ -245,7 +245,7 @@ func (t *calls) apply(ctx context.Context, c *call, from side, media []Stream) e
 		for len(c.streams) <= i {
 			c.streams = append(c.streams, "")
 		}
-		id, err := t.stream(ctx, c, i, from, st)
+		id, err := t.stream(ctx, c, i, from, signalling, st)
 		if err != nil {
 			return undo(err)
 		}
@@ -264,13 +264,14 @@ func (t *calls) apply(ctx context.Context, c *call, from side, media []Stream) e
 }
 
 // stream applies one stream of the SDP and returns its session id ("" when
-// rejected).
-func (t *calls) stream(ctx context.Context, c *call, i int, from side, st Stream) (string, error) {
+// rejected). The sender's signalling address is one its gate may learn it
+// from (behind NAT, its SDP address is not where its media comes from).
+func (t *calls) stream(ctx context.Context, c *call, i int, from side, signalling netip.Addr, st Stream) (string, error) {
 	if st.Port == 0 {
 		t.end(ctx, c, i, "rejected (port 0)")
 		return "", nil
 	}
-	ep := switchboard.Endpoint{RTP: netip.AddrPortFrom(st.IP, st.Port), Hold: st.Hold()}
+	ep := switchboard.Endpoint{RTP: netip.AddrPortFrom(st.IP, st.Port), Hold: st.Hold(), Source: signalling.Unmap()}
 	if id := c.streams[i]; id != "" {
 		r := switchboard.UpdateRequest{A: &ep}
 		if from == sideB {

@@ -48,6 +48,13 @@ type Request struct {
 	// address (the SDP's port is kept): for devices behind NAT whose SDP
 	// carries a private address. Streams on hold keep their hold address.
 	Source netip.Addr `json:"source,omitzero"`
+	// Signalling is where the SDP's signalling came from: the sender's
+	// gate may learn it from this address as well as from its media
+	// address (switchboard.Endpoint.Source).
+	Signalling netip.Addr `json:"signalling,omitzero"`
+	// Strict asks that the sender be learned only from those addresses,
+	// whatever its gate's learning mode (switchboard.Endpoint.Strict).
+	Strict bool `json:"strict,omitempty"`
 	// ReplaceOrigin rewrites the o= address too.
 	ReplaceOrigin bool `json:"replace_origin,omitempty"`
 	// RemoveICE removes ICE attributes (the relay is not an ICE agent).
@@ -206,7 +213,8 @@ func (p *plan) endpoint(i int, m *sdp.Media) (switchboard.Endpoint, error) {
 	if m.Port > 65535 {
 		return switchboard.Endpoint{}, fmt.Errorf("%w: sdp: m-line %d: invalid port %d", switchboard.ErrInvalid, i+1, m.Port)
 	}
-	ep := switchboard.Endpoint{RTP: netip.AddrPortFrom(addr, uint16(m.Port)), Hold: m.OnHold()}
+	ep := switchboard.Endpoint{RTP: netip.AddrPortFrom(addr, uint16(m.Port)), Hold: m.OnHold(),
+		Source: p.r.Signalling.Unmap(), Strict: p.r.Strict}
 	switch {
 	case m.RTCPMux:
 		ep.RTCP = ep.RTP

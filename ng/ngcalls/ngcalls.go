@@ -100,7 +100,8 @@ func (b *Backend) Statistics(context.Context) (*ng.Totals, error) {
 // request maps an offer or answer onto the call table's request.
 func request(r *ng.Request) calls.Request {
 	cr := calls.Request{CallID: r.CallID, FromTag: r.FromTag, ToTag: r.ToTag, ViaBranch: r.ViaBranch,
-		SDP: string(r.SDP), Direction: r.Direction, ReplaceOrigin: r.HasReplace("origin"), RemoveICE: true}
+		SDP: string(r.SDP), Direction: r.Direction, ReplaceOrigin: r.HasReplace("origin"), RemoveICE: true,
+		Signalling: r.ReceivedFrom, Strict: r.StrictSource}
 	switch {
 	case r.MediaAddress.IsValid():
 		cr.Source = r.MediaAddress

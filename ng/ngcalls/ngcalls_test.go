@@ -171,3 +171,21 @@ func TestQueryReportsPacketsAndLastPacketPerStream(t *testing.T) {
 		}
 	}
 }
+
+// A trusted SDP address behind NAT is where the caller says it receives;
+// received-from is where its SIP came from, the NAT: its gate may learn
+// the caller from either. strict-source reaches the session too.
+func TestReceivedFromAndStrictSourceReachTheSession(t *testing.T) {
+	t.Parallel()
+	cl, m := serve(t)
+	offer := kamailioOffer("c1")
+	offer["received-from"] = []any{"IP4", "198.51.100.7"}
+	offer["flags"] = []any{"trust-address", "strict-source"}
+	if r := cl.Do("1", offer); r["result"] != "ok" {
+		t.Fatalf("offer: %v", r)
+	}
+	s := m.List()[0]
+	if a := s.A.Signalled; a.RTP.String() != "192.0.2.10:4000" || a.Source != netip.MustParseAddr("198.51.100.7") || !a.Strict {
+		t.Errorf("caller signalled as %+v, want the SDP address, the SIP source 198.51.100.7 and strict", a)
+	}
+}
