@@ -63,6 +63,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
+		m.adoptLearned(have)
 		repair = diffLegs(have, m.allLegs())
 		if err := m.applyChunked(ctx, repair); err != nil {
 			return fmt.Errorf("start: %w", err)
@@ -291,6 +292,36 @@ func (m *Manager) flushOrphans(ctx context.Context) error {
 		m.log.Info("flushing orphaned flows", "flows", len(orphans))
 	}
 	return m.dp.Apply(ctx, relay.Batch{Flush: orphans})
+}
+
+// adoptLearned records in their sessions the sources the kernel learned
+// while the daemon was not there to hear of them (learning needs no
+// daemon), so that the repair keeps them.
+func (m *Manager) adoptLearned(have []relay.Leg) {
+	for _, l := range have {
+		if !l.Learned.IsValid() {
+			continue
+		}
+		idx, sideA, rtcp := legSide(l.Mark)
+		e := m.byIndex[idx]
+		if e == nil || !relay.IsMark(l.Mark) {
+			continue
+		}
+		if want, ok := m.installedLeg(e, legOf(l.Mark)); !ok || want.Gate != l.Gate || !want.Learn {
+			continue
+		}
+		next := e.s // changed in place: recordStart tells dropped sessions by pointer
+		p := &next.A
+		if !sideA {
+			p = &next.B
+		}
+		if rtcp {
+			p.Learned.RTCP = l.Learned
+		} else {
+			p.Learned.RTP = l.Learned
+		}
+		m.log.Info("peer learned while the daemon was down", "session", next.ID, "side", sideName(sideA), "rtcp", rtcp, "source", l.Learned)
+	}
 }
 
 // endOfTime is after every learning window.

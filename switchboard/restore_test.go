@@ -431,3 +431,39 @@ func (f *failFirstApply) Apply(ctx context.Context, b relay.Batch) error {
 	}
 	return f.Memory.Apply(ctx, b)
 }
+
+// A source the kernel learned while the daemon was down is recorded at the
+// next start: the gate locks to it and the other side sends to it.
+func TestStartRecordsWhatTheKernelLearnedMeanwhile(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	if err := h.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	leg := h.leg(t, s, legARTP)
+	learned := leg
+	learned.Learned = ap("192.0.2.10:61000") // as the kernel's rule adds it
+	if err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{leg}, Add: []relay.Leg{learned}}); err != nil {
+		t.Fatal(err)
+	}
+	h.start(t, "")
+	x, err := h.m.Get(s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.A.Learned.RTP != ap("192.0.2.10:61000") {
+		t.Errorf("a learned %s after the restart, want what the kernel learned", x.A.Learned.RTP)
+	}
+	if l := h.leg(t, s, legARTP); l.Lock != ap("192.0.2.10:61000") || l.Learned != l.Lock {
+		t.Errorf("a-rtp after the restart: %+v, want locked to the learned source", l)
+	}
+	if p := h.leg(t, s, legBRTP).Peer; p != ap("192.0.2.10:61000") {
+		t.Errorf("b-rtp sends to %s, want the learned source", p)
+	}
+	h.start(t, "") // and the journal kept it
+	if x, _ := h.m.Get(s.ID); x.A.Learned.RTP != ap("192.0.2.10:61000") {
+		t.Errorf("a learned %s after a second restart", x.A.Learned.RTP)
+	}
+}
