@@ -51,12 +51,18 @@ func runMain(m *testing.M) int {
 // newLab builds a lab for one test and removes it afterwards.
 func newLab(t *testing.T) *netlab.Lab {
 	t.Helper()
+	return newLabWith(t, netlab.Options{})
+}
+
+// newLabWith is newLab with opts (extra addresses).
+func newLabWith(t *testing.T, opts netlab.Options) *netlab.Lab {
+	t.Helper()
 	if err := netlab.Available(); err != nil {
 		t.Skipf("kernel integration test needs root and network namespaces: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	lab, err := netlab.New(ctx, netlab.Options{})
+	lab, err := netlab.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
