@@ -24,7 +24,8 @@
 // caller (src) sends to snat, the callee (dnat) to dst; which of the two
 // relay addresses is gate-a or gate-b of the switchboard says on which gate
 // each peer is, and the gates learn the peers' real sources as every
-// session does. The timeout field only serves the take-over rule below:
+// session does: the protocol carries no SIP source, so a gate that learns
+// only signalled addresses takes the src and dnat addresses of S. The timeout field only serves the take-over rule below:
 // the switchboard's media timeout ends calls whose media stopped.
 //
 // G describes the switchboard [control] default-switchboard names: its gate

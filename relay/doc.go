@@ -17,6 +17,12 @@
 //	pre  (nat prerouting, dstnat):     ct mark set from map leg4/leg6 (gate addr . port -> mark)
 //	                                   drop new flows to gate ports that have no leg
 //	                                   drop new flows from a source other than the locked one
+//	                                   drop (and count) new flows of a guarded leg from an IP
+//	                                     not in learnfrom4/learnfrom6 (mark . source IP)
+//	                                   learning legs: add @learned4/6 { mark : saddr . sport }
+//	                                     (a dynamic map: the first writer wins)
+//	                                   dnat to map learned4/learned6 at the reverse leg's mark
+//	                                     (mark ^ 2: what the other side's gate learned)
 //	                                   drop new flows of legs with no peer yet
 //	                                   dnat to map dnat4/dnat6 (mark -> peer addr . port)
 //	post (nat postrouting, srcnat):    snat to map snat4/snat6 (mark -> opposite gate addr . port)

@@ -28,7 +28,11 @@
 // the FROMTAG party and L that of the TOTAG party (the answerer); both
 // reply with the relay address the other party must send to. The first
 // U of a stream allocates a ringing session; the first L (the answer)
-// switches it to active. The mapping lives in session labels
+// switches it to active. The protocol carries no separate SIP source:
+// Kamailio's rtpproxy module sends the SIP message's source as ADDR unless
+// its "r" flag trusts the SDP, so a gate that learns only signalled
+// addresses learns a NAT'd party from its NAT (with "r", from the SDP's
+// address only). The mapping lives in session labels
 // (rtpproxy-call-id, rtpproxy-from-tag, rtpproxy-medianum, rtpproxy-side,
 // rtpproxy-to-tag), so Restore rebuilds it after a restart.
 //
