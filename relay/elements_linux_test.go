@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"testing"
 
 	"github.com/google/nftables"
@@ -18,6 +19,8 @@ func TestElementMessageMatchesNetlinkEncoder(t *testing.T) {
 	els := []nftables.SetElement{
 		{Key: []byte{0x52, 0, 0, 4}, Val: []byte{10, 0, 0, 10, 0x13, 0x88, 0, 0}},
 		{Key: []byte{0x52, 0, 0, 5}}, // a set element without data, as in lock
+		learnedElement(Mark(6), netip.MustParseAddrPort("198.51.100.7:61000")),
+		{Key: append(markBytes(Mark(6)), 198, 51, 100, 7)}, // mark . IP, as in learnfrom4
 	}
 	ae := netlink.NewAttributeEncoder()
 	ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, TableName)
