@@ -34,19 +34,19 @@ type ngLeg struct {
 // the relay put in the SDP it passes on.
 func ngOffer(t *testing.T, lab *netlab.Lab, callID string, caller ngLeg) netip.AddrPort {
 	t.Helper()
-	return ngSDP(t, lab, "offer", callID, caller)
+	return ngLegSDP(t, lab, "offer", callID, caller)
 }
 
 // ngAnswer sends the callee's answer and returns the gate-a address the
 // caller is told.
 func ngAnswer(t *testing.T, lab *netlab.Lab, callID string, callee ngLeg) netip.AddrPort {
 	t.Helper()
-	return ngSDP(t, lab, "answer", callID, callee)
+	return ngLegSDP(t, lab, "answer", callID, callee)
 }
 
 var sdpMedia = regexp.MustCompile(`c=IN IP4 ([0-9.]+)\r\n(?:.*\r\n)*?m=audio ([0-9]+) `)
 
-func ngSDP(t *testing.T, lab *netlab.Lab, command, callID string, l ngLeg) netip.AddrPort {
+func ngLegSDP(t *testing.T, lab *netlab.Lab, command, callID string, l ngLeg) netip.AddrPort {
 	t.Helper()
 	a := l.sdpAddr.Addr()
 	req := map[string]any{"command": command, "call-id": callID, "from-tag": "alice",
