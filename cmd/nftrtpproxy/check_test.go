@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,7 +14,9 @@ func TestCheckAcceptsTheShippedConfigs(t *testing.T) {
 	t.Parallel()
 	for _, path := range []string{"../../examples/nftrtpproxy.toml", "../../examples/demo.toml"} {
 		var out bytes.Buffer
-		if err := check(path, &out, discard); err != nil {
+		// The host running the test may lack the examples' gate
+		// addresses: a refusal of the host is not the config's fault.
+		if err := check(path, &out, discard); err != nil && !errors.Is(err, errRefused) {
 			t.Errorf("%s: %v", path, err)
 		}
 		if want := "nftrtpproxy: " + path + ": configuration valid ("; !strings.HasPrefix(out.String(), want) {

@@ -14,7 +14,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -22,8 +21,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"slices"
-	"strings"
 	"syscall"
 
 	"github.com/coreos/go-systemd/v22/daemon"
@@ -98,7 +95,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		return err
 	}
 	defer lock.Release()
-	checkHost(cfg, log)
+	if err := checkHost(ctx, cfg, log); err != nil {
+		return err
+	}
 	dp, err := relay.Open(relay.Options{})
 	if err != nil {
 		return err
@@ -221,27 +220,4 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		d.log.Info("serving mediaproxy dispatcher protocol", "mediaproxy", path)
 	}
 	return nil
-}
-
-// checkSysctls warns about kernel settings the relay depends on; it does
-// not change them (they belong to the operator).
-func checkSysctls(log *slog.Logger) {
-	for _, c := range []struct {
-		path string
-		want []string
-		why  string
-	}{
-		{"/proc/sys/net/ipv4/ip_forward", []string{"1"}, "relayed IPv4 media is not forwarded"},
-		{"/proc/sys/net/netfilter/nf_conntrack_acct", []string{"1"}, "per-session packet counters stay at zero"},
-		// 2 (the default) reports the flows created while a listener is subscribed.
-		{"/proc/sys/net/netfilter/nf_conntrack_events", []string{"1", "2"}, "peers are never learned and ended flows' counters are lost"},
-	} {
-		b, err := os.ReadFile(c.path)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err == nil && !slices.Contains(c.want, strings.TrimSpace(string(b))) {
-			log.Warn("kernel setting differs from what the relay needs", "sysctl", c.path, "want", strings.Join(c.want, " or "), "effect", c.why)
-		}
-	}
 }
