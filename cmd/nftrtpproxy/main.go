@@ -115,6 +115,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return mgr.Run(ctx) })
 	g.Go(func() error { return watchdog(ctx, log) })
+	g.Go(func() error { return watchTable(ctx, dp, mgr, log) })
 	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr), log: log}
 	deps.calls = calls.New(mgr, deps.sdp, cfg.Switchboards, cfg.Control.DefaultSwitchboard)
 	deps.calls.Restore()
@@ -220,4 +221,14 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		d.log.Info("serving mediaproxy dispatcher protocol", "mediaproxy", path)
 	}
 	return nil
+}
+
+// watchTable puts the relay's table and sessions back whenever someone
+// else removes or changes it (relay.TableWatch).
+func watchTable(ctx context.Context, dp relay.Dataplane, mgr *switchboard.Manager, log *slog.Logger) error {
+	return relay.NewTableWatch(dp, 0).Run(ctx, func(ctx context.Context, why error) {
+		if _, err := mgr.Reinstall(ctx, why); err != nil {
+			log.Error("reinstalling the relay table failed; retrying", "why", why, "err", err)
+		}
+	})
 }

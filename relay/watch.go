@@ -1,0 +1,81 @@
+package relay
+
+import (
+	"context"
+	"time"
+)
+
+// TableChecker is a Dataplane that can tell, cheaply, whether its table
+// still holds what Setup installed. The Linux dataplane is one.
+type TableChecker interface {
+	// TableIntact returns nil if the table and the rules of the last Setup
+	// are in place, or an error saying what is missing or changed.
+	TableIntact(ctx context.Context) error
+}
+
+// DefaultWatchInterval is how often a TableWatch reads the ruleset
+// generation: a quarter second, so that a lost table is put back well
+// within a second.
+const DefaultWatchInterval = 250 * time.Millisecond
+
+// TableWatch notices when someone else removes or changes the relay's
+// table under a running daemon (Debian's nftables.service starts with
+// `flush ruleset`) and calls Lost to put it back.
+//
+// It polls the ruleset generation (NFT_MSG_GETGEN, microseconds) rather
+// than listening to the nftables notification group NFNLGRP_NFTABLES: with
+// a listener present the kernel builds a notification for every set
+// element of every transaction (nf_tables_setelem_notify), so the
+// daemon's own batches of thousands of elements would flood the listener
+// that only cares about a rare foreign commit. Only a generation that was
+// not the dataplane's own (Generation.Own) costs a look at the table
+// (TableChecker), and only a table found broken calls Lost.
+//
+// Elements deleted by someone else from a table whose rules are intact
+// (`nft flush map`) are not noticed: telling them would need a listing of
+// every element.
+type TableWatch struct {
+	dp       Dataplane
+	interval time.Duration
+}
+
+// NewTableWatch returns a watch over dp polling every interval (zero:
+// DefaultWatchInterval).
+func NewTableWatch(dp Dataplane, interval time.Duration) *TableWatch {
+	if interval <= 0 {
+		interval = DefaultWatchInterval
+	}
+	return &TableWatch{dp: dp, interval: interval}
+}
+
+// Run polls until ctx is done and calls lost with the reason whenever the
+// table is found broken; lost is expected to reinstall it (a failure is
+// retried at the next tick, as the table is still broken then). Reading
+// errors are retried too. Run returns nil on cancel, or at once when the
+// dataplane cannot check its table.
+func (w *TableWatch) Run(ctx context.Context, lost func(ctx context.Context, why error)) error {
+	tc, ok := w.dp.(TableChecker)
+	if !ok {
+		return nil
+	}
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	broken := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		g, err := w.dp.Generation(ctx)
+		if err != nil || (g.Own && !broken) {
+			continue
+		}
+		if err := tc.TableIntact(ctx); err != nil {
+			broken = true
+			lost(ctx, err)
+			continue
+		}
+		broken = false
+	}
+}
