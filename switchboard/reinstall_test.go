@@ -1,0 +1,48 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+func TestReinstallPutsEverySessionBackAfterTheTableWasEmptied(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	for _, r := range []AllocRequest{
+		{Switchboard: "edge", A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")},
+		{Switchboard: "edge", A: ep("192.0.2.11:4000")},
+	} {
+		if _, err := h.m.Alloc(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := legsOf(t, h.mem)
+	// Someone else empties the table (what a flush ruleset leaves the
+	// daemon to find): every leg is gone.
+	if err := h.mem.Apply(ctx, relay.Batch{Remove: want}); err != nil {
+		t.Fatal(err)
+	}
+	h.mem.Foreign()
+	n, err := h.m.Reinstall(ctx, errors.New("table gone"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(want) {
+		t.Errorf("Reinstall reports %d legs added, want %d", n, len(want))
+	}
+	if diff := diffLegsOf(t, want, legsOf(t, h.mem)); diff != "" {
+		t.Errorf("legs after reinstalling (-want +got):\n%s", diff)
+	}
+	if len(h.mem.Gates()) != 2 {
+		t.Errorf("gates after reinstalling: %v, want the edge's two", h.mem.Gates())
+	}
+	// An intact table costs no change.
+	before := h.mem.Applied()
+	if n, err := h.m.Reinstall(ctx, errors.New("checking")); err != nil || n != 0 || h.mem.Applied() != before {
+		t.Errorf("Reinstall of an intact table: %d legs, %v, %d batches applied; want none", n, err, h.mem.Applied()-before)
+	}
+}
