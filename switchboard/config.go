@@ -75,6 +75,39 @@ type Gate struct {
 	Ports PortRange
 	// Learn says whose packets the gate learns its peer from.
 	Learn LearnMode
+	// Advertise, when valid, is the address written into SDP and protocol
+	// replies instead of Addr: the public side of a 1:1 NAT (a cloud
+	// router) whose private side is Addr. The kernel uses Addr.
+	Advertise netip.Addr
+}
+
+// Public returns the address peers are told to send to: Advertise, or
+// Addr when there is none.
+func (g Gate) Public() netip.Addr {
+	if g.Advertise.IsValid() {
+		return g.Advertise
+	}
+	return g.Addr
+}
+
+// holds reports whether ap is one of g's address:ports.
+func (g Gate) holds(ap netip.AddrPort) bool {
+	return ap.Addr() == g.Addr && ap.Port() >= g.Ports.First && ap.Port() <= g.Ports.Last
+}
+
+// Advertised returns what peers are told to send to for the gate
+// address:port ap of sb (a session's GateA or GateB): the port of ap at
+// its gate's Public address. ap itself when it is not one of sb's gates;
+// sb may be nil.
+func (sb *Switchboard) Advertised(ap netip.AddrPort) netip.AddrPort {
+	switch {
+	case sb == nil:
+	case sb.A.holds(ap):
+		return netip.AddrPortFrom(sb.A.Public(), ap.Port())
+	case sb.B.holds(ap):
+		return netip.AddrPortFrom(sb.B.Public(), ap.Port())
+	}
+	return ap
 }
 
 // LearnMode says which sources a gate may learn as its peer's address
@@ -164,10 +197,11 @@ type rawSwitchboard struct {
 }
 
 type rawGate struct {
-	Name    string `toml:"name"`
-	Address string `toml:"address"`
-	Ports   string `toml:"ports"`
-	Learn   string `toml:"learn"`
+	Name      string `toml:"name"`
+	Address   string `toml:"address"`
+	Ports     string `toml:"ports"`
+	Learn     string `toml:"learn"`
+	Advertise string `toml:"advertise"`
 }
 
 // duration reads "10s" or an integer number of seconds.
@@ -413,7 +447,27 @@ func (r rawGate) validate(which string) (Gate, error) {
 	default:
 		return g, fmt.Errorf("%s: learn %q: want %q, %q or %q", which, r.Learn, LearnSignalled, LearnAny, LearnOff)
 	}
+	if g.Advertise, err = r.advertise(which, g.Addr); err != nil {
+		return g, err
+	}
 	return g, nil
+}
+
+// advertise validates the optional advertised address of a gate at addr.
+func (r rawGate) advertise(which string, addr netip.Addr) (netip.Addr, error) {
+	if r.Advertise == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(r.Advertise)
+	switch {
+	case err != nil || a.Zone() != "":
+		return a, fmt.Errorf("%s: invalid advertise address %q", which, r.Advertise)
+	case a.IsUnspecified() || a.IsMulticast():
+		return a, fmt.Errorf("%s: advertise address %q cannot be a gate (unspecified or multicast)", which, r.Advertise)
+	case a.Unmap().Is4() != addr.Is4():
+		return a, fmt.Errorf("%s: advertise address %q and address %s differ in family", which, r.Advertise, addr)
+	}
+	return a.Unmap(), nil
 }
 
 func parsePorts(s string) (PortRange, error) {
