@@ -31,7 +31,7 @@ func (s *Server) update(ctx context.Context, c command) (string, error) {
 		case err != nil:
 			return "", err
 		default:
-			return gateReply(sess, party.other()), nil
+			return s.gateReply(sess, party.other()), nil
 		}
 	}
 	return s.create(ctx, c)
@@ -64,7 +64,7 @@ func (s *Server) create(ctx context.Context, c command) (string, error) {
 	s.created++
 	s.log.Info("rtpproxy stream allocated", "call_id", c.callID, "tag", string(c.from), "session", sess.ID,
 		"switchboard", board, "side", string(sd))
-	return gateReply(sess, sd.other()), nil
+	return s.gateReply(sess, sd.other()), nil
 }
 
 // lookup handles L, the answer: the address is the TOTAG party's and the
@@ -93,7 +93,7 @@ func (s *Server) lookup(ctx context.Context, c command) (string, error) {
 		}
 		s.log.Info("rtpproxy stream answered", "call_id", c.callID, "session", st.id)
 	}
-	return gateReply(sess, party.other()), nil
+	return s.gateReply(sess, party.other()), nil
 }
 
 // point sets the media address of party's side from c and records the
@@ -150,12 +150,14 @@ func endpoint(cur *switchboard.Session, sd side, ap netip.AddrPort) switchboard.
 }
 
 // gateReply is the reply of U and L: the port and address of side sd's
-// gate, then " 6" for IPv6 (Kamailio then writes "c=IN IP6").
-func gateReply(sess *switchboard.Session, sd side) string {
+// gate, at the gate's advertised address if it has one, then " 6" for
+// IPv6 (Kamailio then writes "c=IN IP6").
+func (s *Server) gateReply(sess *switchboard.Session, sd side) string {
 	g := sess.GateA
 	if sd == sideB {
 		g = sess.GateB
 	}
+	g = s.board(sess.Switchboard).Advertised(g)
 	r := strconv.Itoa(int(g.Port())) + " " + g.Addr().String()
 	if g.Addr().Is6() {
 		r += " 6"

@@ -79,10 +79,26 @@ type Result struct {
 // Sessions is; two requests for the same sessions must not run at once.
 type Engine struct {
 	sessions Sessions
+	boards   map[string]*switchboard.Switchboard // by name; read-only
 }
 
 // New returns an engine over s.
-func New(s Sessions) *Engine { return &Engine{sessions: s} }
+//
+// boards are the configured switchboards: a session's gate is written into
+// the SDP at its gate's advertised address (switchboard.Gate.Advertise)
+// when its switchboard is among them, else at the gate's own address.
+func New(s Sessions, boards ...*switchboard.Switchboard) *Engine {
+	e := &Engine{sessions: s, boards: make(map[string]*switchboard.Switchboard, len(boards))}
+	for _, sb := range boards {
+		e.boards[sb.Name] = sb
+	}
+	return e
+}
+
+// advertised is where peers are told to send to reach gate g of s.
+func (e *Engine) advertised(s *switchboard.Session, g netip.AddrPort) netip.AddrPort {
+	return e.boards[s.Switchboard].Advertised(g)
+}
 
 // Alloc creates one session per active m-line of an offer.
 func (e *Engine) Alloc(ctx context.Context, r Request) (*Result, error) {
@@ -286,6 +302,7 @@ func (p *plan) rewrite() ([]byte, error) {
 		if p.r.From == SideB {
 			g = s.GateA
 		}
+		g = p.e.advertised(s, g)
 		rw.Media[i] = sdp.MediaRewrite{Addr: g.Addr(), Port: int(g.Port()), RTCPPort: int(g.Port()) + 1}
 		if p.r.ReplaceOrigin && !rw.Origin.IsValid() {
 			rw.Origin = g.Addr()

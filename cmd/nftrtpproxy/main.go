@@ -116,7 +116,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	g.Go(func() error { return mgr.Run(ctx) })
 	g.Go(func() error { return watchdog(ctx, log) })
 	g.Go(func() error { return watchTable(ctx, dp, mgr, log) })
-	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr), log: log}
+	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr, cfg.Switchboards...), log: log}
 	deps.calls = calls.New(mgr, deps.sdp, cfg.Switchboards, cfg.Control.DefaultSwitchboard)
 	deps.calls.Restore()
 	g.Go(func() error { return callEnds.Each(ctx, deps.calls.SessionEnded) })
