@@ -113,6 +113,18 @@ type Gate struct {
 	Name    string `json:"name,omitempty"`
 	Address string `json:"address"`
 	Ports   string `json:"ports"`
+	// Advertise is the address written into SDP instead of Address (1:1
+	// NAT); sessions' gate_a and gate_b show the local Address.
+	Advertise string `json:"advertise,omitempty"`
+}
+
+// gateView is g as the API shows it.
+func gateView(g switchboard.Gate) Gate {
+	v := Gate{Name: g.Name, Address: g.Addr.String(), Ports: g.Ports.String()}
+	if g.Advertise.IsValid() {
+		v.Advertise = g.Advertise.String()
+	}
+	return v
 }
 
 // SwitchboardView is a switchboard as the API shows it.
@@ -126,8 +138,7 @@ func (s *Server) switchboards(w http.ResponseWriter, r *http.Request) {
 	var out []SwitchboardView
 	for _, sb := range s.sessions.Switchboards() {
 		out = append(out, SwitchboardView{Name: sb.Name,
-			GateA: Gate{sb.A.Name, sb.A.Addr.String(), sb.A.Ports.String()},
-			GateB: Gate{sb.B.Name, sb.B.Addr.String(), sb.B.Ports.String()}})
+			GateA: gateView(sb.A), GateB: gateView(sb.B)})
 	}
 	reply(w, http.StatusOK, out)
 }

@@ -79,11 +79,13 @@ func newMappings(sessions Sessions, sb *switchboard.Switchboard, log *slog.Logge
 // internal and an external address. The internal address is the gate named
 // "internal" (else gate-b), the external one the other gate. The range is
 // the ports both gates have, from an even port, ending at the last port
-// the module's counter may reach (it wraps after passing the end).
+// the module's counter may reach (it wraps after passing the end). The
+// module writes the addresses into the SDP, so they are the gates' public
+// (advertised) ones.
 func describe(sb *switchboard.Switchboard) (NodeConfig, error) {
-	internal, external := sb.B.Addr, sb.A.Addr
+	internal, external := sb.B.Public(), sb.A.Public()
 	if strings.EqualFold(sb.A.Name, "internal") || strings.EqualFold(sb.B.Name, "external") {
-		internal, external = sb.A.Addr, sb.B.Addr
+		internal, external = sb.A.Public(), sb.B.Public()
 	}
 	if !internal.Is4() || !external.Is4() || internal == external {
 		return NodeConfig{}, fmt.Errorf("lrkproxy: switchboard %q: the module needs two distinct IPv4 gates, not %s and %s",
@@ -155,16 +157,19 @@ func (t *mappings) stepFree(used map[netip.AddrPort]bool, p int32) bool {
 
 // orient maps the module's fields onto the switchboard: the relay address
 // the caller sends to (SNAT) and the one the callee sends to (Dst) tell
-// which peer is on which gate.
+// which peer is on which gate. The module names a gate by the address it
+// was told (describe: the public one); its local address is taken too.
 func (t *mappings) orient(m Mapping) (portA, portB uint16, a, b switchboard.Endpoint, err error) {
 	if m.SNATPort == 0 || m.DstPort == 0 {
 		return 0, 0, a, b, fmt.Errorf("%w: snat_port %d, dst_port %d", errNoPorts, m.SNATPort, m.DstPort)
 	}
 	caller, callee := endpoint(m.Src, m.SrcPort), endpoint(m.DNAT, m.DNATPort)
-	switch A, B := t.sb.A.Addr, t.sb.B.Addr; {
-	case m.SNAT == A && m.Dst == B:
+	isA := func(x netip.Addr) bool { return x == t.sb.A.Addr || x == t.sb.A.Public() }
+	isB := func(x netip.Addr) bool { return x == t.sb.B.Addr || x == t.sb.B.Public() }
+	switch {
+	case isA(m.SNAT) && isB(m.Dst):
 		return m.SNATPort, m.DstPort, caller, callee, nil
-	case m.SNAT == B && m.Dst == A:
+	case isB(m.SNAT) && isA(m.Dst):
 		return m.DstPort, m.SNATPort, callee, caller, nil
 	}
 	return 0, 0, a, b, fmt.Errorf("%w: snat_ipv4 %s, dst_ipv4 %s; switchboard %q has %s and %s",

@@ -333,11 +333,12 @@ func (t *calls) end(ctx context.Context, c *call, i int, why string) {
 	t.log.Info("mediaproxy: stream ended", "call_id", c.callID, "stream", i, "session", id, "why", why)
 }
 
-// placement lists the gate address and ports of side to for every stream.
+// placement lists the gate address and ports of side to for every stream:
+// the address peers are told, the gate's advertised one if it has one.
 func (t *calls) placement(c *call, to side) *placed {
-	p := &placed{addr: c.board.A.Addr, ports: make([]uint16, len(c.streams))}
+	p := &placed{addr: c.board.A.Public(), ports: make([]uint16, len(c.streams))}
 	if to == sideB {
-		p.addr = c.board.B.Addr
+		p.addr = c.board.B.Public()
 	}
 	for i, id := range c.streams {
 		if id == "" {
