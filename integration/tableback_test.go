@@ -45,11 +45,13 @@ func TestTableComesBackMidCall(t *testing.T) {
 				from *peer
 				to   netip.AddrPort
 			}{{a, s.GateA}, {b, s.GateB}} {
-				wg.Go(func() {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
 					if err := netlab.SendRTP(dir.from.rtp, dir.to, 0x1234, n, every); err != nil {
 						t.Error(err)
 					}
-				})
+				}()
 			}
 			time.Sleep(time.Second)
 			if out, err := lab.Router.Run(context.Background(), "nft", tc.nft); err != nil {
