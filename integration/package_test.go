@@ -97,7 +97,9 @@ func buildDeb(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	deb := filepath.Join(dir, "nftrtpproxy.deb")
-	out, err := exec.Command("make", "-C", "..", "deb", "BIN="+dir, "DEB="+deb).CombinedOutput()
+	// The binaries go to the repository's bin/static, which
+	// packaging/nfpm.yaml names (nfpm expands no variables in its paths).
+	out, err := exec.Command("make", "-C", "..", "deb", "DEB="+deb).CombinedOutput()
 	if err != nil {
 		t.Fatalf("make deb: %v\n%s", err, out)
 	}
