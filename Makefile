@@ -74,7 +74,8 @@ deps:
 demo-deps:
 	@scripts/deps.sh $(KERNEL_PACKAGES)
 
-## test: lint, unit tests, then the kernel integration tests (root only;
+## test: lint, unit tests, then the kernel integration tests of every package
+## (./... with the integration tag, so no kernel test is left out; root only;
 ## without root they skip with a message).
 test: deps lint unit integration
 
@@ -82,7 +83,7 @@ unit:
 	$(GO) test -count=1 -race ./...
 
 integration: build
-	$(GO) test -count=1 -tags integration -timeout 15m ./integration/... ./relay/...
+	$(GO) test -count=1 -tags integration -timeout 15m ./...
 
 lint:
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
