@@ -26,6 +26,10 @@ type Options struct {
 	// pairs; nil means crypto/rand, so that nobody can predict a call's
 	// ports. Tests pass switchboardtest.InOrder.
 	PickPort func(n int) int
+	// Replica follows committed session changes (replica.go); nil: none.
+	Replica Replica
+	// Standby starts the Manager as a standby router's (replica.go).
+	Standby bool
 }
 
 // Manager owns the sessions of every switchboard: their ports, timers,
@@ -46,6 +50,8 @@ type Manager struct {
 	timers    timerQueue
 	wake      chan struct{}
 	events    events
+	replica   Replica
+	standby   bool
 }
 
 type board struct {
@@ -75,7 +81,8 @@ const maxIndex = relay.MaxMarkIndex / legsPerSession
 func NewManager(cfg *Config, dp relay.Dataplane, opts Options) *Manager {
 	m := &Manager{cfg: cfg, dp: dp, log: opts.Logger, now: opts.Now,
 		boards: map[string]*board{}, sessions: map[string]*entry{}, byIndex: map[uint32]*entry{},
-		nextIndex: 1, wake: make(chan struct{}, 1)}
+		nextIndex: 1, wake: make(chan struct{}, 1),
+		replica: opts.Replica, standby: opts.Standby}
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -118,6 +125,9 @@ type UpdateRequest struct {
 func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.writable(); err != nil {
+		return nil, err
+	}
 	bd := m.boards[r.Switchboard]
 	if bd == nil {
 		return nil, fmt.Errorf("switchboard %q: %w", r.Switchboard, ErrUnknownSwitchboard)
@@ -245,6 +255,7 @@ func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew boo
 	}
 	e.s, e.legsAt, e.hasLegs = next, now, true
 	m.sessions[next.ID], m.byIndex[next.Index] = e, e
+	m.publish(record{Op: "put", Session: next, Locks: lockBits(want)})
 	m.schedule(next)
 	if m.j.needsCompaction() {
 		if err := m.compact(); err != nil {
@@ -301,6 +312,9 @@ func (m *Manager) get(id string) (*entry, error) {
 func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.writable(); err != nil {
+		return nil, err
+	}
 	e, err := m.get(id)
 	if err != nil {
 		return nil, err
@@ -364,6 +378,9 @@ func repoint(p *Peer, e *Endpoint) bool {
 func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Session, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.writable(); err != nil {
+		return nil, err
+	}
 	e, err := m.get(id)
 	if err != nil {
 		return nil, err
@@ -390,6 +407,9 @@ func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Sess
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.writable(); err != nil {
+		return err
+	}
 	return m.delete(ctx, id, EndDeleted)
 }
 
@@ -410,6 +430,7 @@ func (m *Manager) delete(ctx context.Context, id string, why EndReason) error {
 	bd := m.boards[e.s.Switchboard]
 	bd.a.release(e.s.GateA.Port())
 	bd.b.release(e.s.GateB.Port())
+	m.publish(record{Op: "del", ID: id})
 	m.log.Info("session "+why.logText(), "session", id, "switchboard", e.s.Switchboard)
 	m.publishEnd(e.s, why)
 	return nil

@@ -33,6 +33,9 @@ const retryExpiry = time.Second
 
 // schedule queues the future deadlines of s. Called with m.mu held.
 func (m *Manager) schedule(s *Session) {
+	if m.standby {
+		return // a standby's timers are the active router's (replica.go)
+	}
 	now := m.now()
 	var earliest time.Time
 	for _, at := range []time.Time{s.Expires, s.A.LearnUntil, s.B.LearnUntil} {
