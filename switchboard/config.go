@@ -21,6 +21,8 @@ type Config struct {
 	Control Control
 	// Switchboards in file order; names are unique.
 	Switchboards []*Switchboard
+	// Replication configures a router pair (config_replication.go).
+	Replication Replication
 }
 
 // Control holds the listen addresses of the control protocols. An empty
@@ -162,6 +164,7 @@ type rawConfig struct {
 	Control     rawControl       `toml:"control"`
 	Defaults    rawTimeouts      `toml:"defaults"`
 	Switchboard []rawSwitchboard `toml:"switchboard"`
+	Replication rawReplication   `toml:"replication"`
 }
 
 type rawControl struct {
@@ -309,6 +312,11 @@ func (r rawConfig) validate() (*Config, error) {
 	if d := c.Control.DefaultSwitchboard; d != "" && !seen[d] {
 		return nil, fmt.Errorf("control: default-switchboard %q is not defined", d)
 	}
+	rep, err := r.Replication.validate(c.Switchboards)
+	if err != nil {
+		return nil, err
+	}
+	c.Replication = rep
 	return c, nil
 }
 

@@ -14,14 +14,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
@@ -33,6 +36,7 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/replication"
 	"github.com/nftrtpproxy/nftrtpproxy/rtpproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
@@ -103,25 +107,40 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		return err
 	}
 	defer dp.Close()
-	mgr := switchboard.NewManager(cfg, dp, switchboard.Options{Logger: log})
+	opts := switchboard.Options{Logger: log}
+	var node *replication.Node
+	if cfg.Replication.Enabled() {
+		// A router of a pair starts as a standby; the node promotes it
+		// once it sees the role addresses (replication.Node.Run).
+		node = replication.NewNode(cfg.Replication, log)
+		defer node.Close()
+		opts.Replica, opts.Standby = node.Replica(), true
+	}
+	mgr := switchboard.NewManager(cfg, dp, opts)
 	defer mgr.Close()
 	// The call tables hear of every session end; they subscribe before the
 	// restore so that no end falls between their restore and their reading.
 	callEnds := mgr.Subscribe()
-	defer callEnds.Close()
 	if err := mgr.Start(ctx); err != nil {
+		callEnds.Close()
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return mgr.Run(ctx) })
 	g.Go(func() error { return watchdog(ctx, log) })
+	// The table watcher keeps the kernel's table in both roles of a pair.
 	g.Go(func() error { return watchTable(ctx, dp, mgr, log) })
 	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr, cfg.Switchboards...), log: log}
-	deps.calls = calls.New(mgr, deps.sdp, cfg.Switchboards, cfg.Control.DefaultSwitchboard)
-	deps.calls.Restore()
-	g.Go(func() error { return callEnds.Each(ctx, deps.calls.SessionEnded) })
-	if err := startFrontends(ctx, g, deps); err != nil {
+	if err := startHTTP(ctx, g, deps, node); err != nil {
+		callEnds.Close()
 		return err
+	}
+	if node == nil {
+		if err := startActive(ctx, g, deps, callEnds); err != nil {
+			return err
+		}
+	} else {
+		callEnds.Close() // each term as the active router subscribes anew
+		g.Go(func() error { return node.Run(ctx, mgr, deps.runActive) })
 	}
 	log.Info("nftrtpproxy ready", "version", versionString(), "switchboards", len(cfg.Switchboards))
 	// Restoring 100k sessions leaves a few hundred MiB of decoded journal
@@ -148,20 +167,71 @@ type frontendDeps struct {
 	log   *slog.Logger
 }
 
+// startActive runs in g what only an active router runs: the Manager's
+// timers and learning, and the control front ends (their call tables
+// restored from the sessions' labels). It owns ends, a subscription taken
+// before the restore, and closes it.
+func startActive(ctx context.Context, g *errgroup.Group, d *frontendDeps, ends *switchboard.Subscription) error {
+	g.Go(func() error { return d.mgr.Run(ctx) })
+	d.calls = calls.New(d.mgr, d.sdp, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard)
+	d.calls.Restore()
+	g.Go(func() error { defer ends.Close(); return ends.Each(ctx, d.calls.SessionEnded) })
+	return startFrontends(ctx, g, d)
+}
+
+// runActive is startActive for one term as the active router of a pair:
+// the control sockets are bound only now, when the router holds the
+// addresses keepalived moves, and closed when ctx ends.
+func (d *frontendDeps) runActive(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	term := *d
+	if err := startActive(ctx, g, &term, d.mgr.Subscribe()); err != nil {
+		cancel()
+		return errors.Join(err, g.Wait())
+	}
+	return g.Wait()
+}
+
+// startHTTP serves the native API in g, and a pair's replication status at
+// GET /v1/replication. It runs in both roles of a pair (a standby's
+// Manager refuses changes), so its address should be the router's own.
+func startHTTP(ctx context.Context, g *errgroup.Group, d *frontendDeps, node *replication.Node) error {
+	addr := d.cfg.Control.HTTP
+	if addr == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("control http: %w", err)
+	}
+	l = ctlsock.Listener(l, ctlsock.NewFilter("http", d.cfg.Control.Allow.HTTP, d.log), d.log)
+	api := httpapi.NewServer(d.mgr, d.sdp, d.log.With("frontend", "http"))
+	if node == nil {
+		g.Go(func() error { return api.Run(ctx, l) })
+	} else {
+		mux := http.NewServeMux()
+		mux.Handle("GET /v1/replication", node)
+		mux.Handle("/", api)
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		context.AfterFunc(ctx, func() { _ = hs.Close() })
+		g.Go(func() error {
+			if err := hs.Serve(l); ctx.Err() == nil {
+				return fmt.Errorf("http api: %w", err)
+			}
+			return nil
+		})
+	}
+	d.log.Info("serving native API", "http", l.Addr().String())
+	return nil
+}
+
 // startFrontends opens the listener of every configured control protocol
-// and runs its server in g. A listener that cannot be opened stops the start.
+// but HTTP and runs its server in g. A listener that cannot be opened stops
+// the start.
 func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) error {
 	ctl := d.cfg.Control
-	if addr := d.cfg.Control.HTTP; addr != "" {
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return fmt.Errorf("control http: %w", err)
-		}
-		api := httpapi.NewServer(d.mgr, d.sdp, d.log.With("frontend", "http"))
-		l = ctlsock.Listener(l, ctlsock.NewFilter("http", ctl.Allow.HTTP, d.log), d.log)
-		g.Go(func() error { return api.Run(ctx, l) })
-		d.log.Info("serving native API", "http", l.Addr().String())
-	}
 	if addr := d.cfg.Control.NG; addr != "" {
 		conn, err := net.ListenPacket("udp", addr)
 		if err != nil {

@@ -1,0 +1,93 @@
+package switchboard
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Replication configures a router pair ([replication]; package
+// replication). A zero Redis address disables it.
+type Replication struct {
+	// Redis is the host:port of the Redis server both routers use.
+	Redis string
+	// KeyPrefix starts every key the pair writes (default "nftrtpproxy:"),
+	// so that pairs can share a Redis server.
+	KeyPrefix string
+	// RoleAddresses are the addresses whose presence on this router makes
+	// it the active one (keepalived moves them). Default: every gate
+	// address of the switchboards.
+	RoleAddresses []netip.Addr
+	// Queue bounds the changes waiting for Redis; beyond it the publisher
+	// drops them and writes a full snapshot once Redis keeps up.
+	Queue int
+	// Timeout bounds each Redis command.
+	Timeout time.Duration
+}
+
+// Enabled reports whether the configuration asks for a router pair.
+func (r Replication) Enabled() bool { return r.Redis != "" }
+
+type rawReplication struct {
+	Redis         string    `toml:"redis"`
+	KeyPrefix     *string   `toml:"key-prefix"`
+	RoleAddresses []string  `toml:"role-addresses"`
+	Queue         *int      `toml:"queue"`
+	Timeout       *duration `toml:"timeout"`
+}
+
+// Replication defaults.
+const (
+	DefaultKeyPrefix        = "nftrtpproxy:"
+	DefaultReplicationQueue = 65536
+	defaultRedisTimeout     = time.Second
+)
+
+// validate turns r into Replication; gates are the switchboards' gate
+// addresses, the default role addresses.
+func (r rawReplication) validate(sbs []*Switchboard) (Replication, error) {
+	c := Replication{Redis: r.Redis, KeyPrefix: DefaultKeyPrefix, Queue: DefaultReplicationQueue, Timeout: defaultRedisTimeout}
+	if r.KeyPrefix != nil {
+		c.KeyPrefix = *r.KeyPrefix
+	}
+	if r.Queue != nil {
+		if *r.Queue < 1 {
+			return c, fmt.Errorf("replication: queue %d: want at least 1", *r.Queue)
+		}
+		c.Queue = *r.Queue
+	}
+	if r.Timeout != nil {
+		if *r.Timeout == 0 {
+			return c, fmt.Errorf("replication: timeout: want more than zero")
+		}
+		c.Timeout = time.Duration(*r.Timeout)
+	}
+	if r.Redis == "" {
+		if r.KeyPrefix != nil || r.RoleAddresses != nil || r.Queue != nil || r.Timeout != nil {
+			return c, fmt.Errorf("replication: \"redis\" is required")
+		}
+		return c, nil
+	}
+	for _, s := range r.RoleAddresses {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return c, fmt.Errorf("replication: role-addresses: invalid address %q", s)
+		}
+		c.RoleAddresses = append(c.RoleAddresses, a)
+	}
+	if r.RoleAddresses == nil {
+		seen := map[netip.Addr]bool{}
+		for _, sb := range sbs {
+			for _, a := range []netip.Addr{sb.A.Addr, sb.B.Addr} {
+				if !seen[a] {
+					seen[a] = true
+					c.RoleAddresses = append(c.RoleAddresses, a)
+				}
+			}
+		}
+	}
+	if len(c.RoleAddresses) == 0 {
+		return c, fmt.Errorf("replication: role-addresses: want at least one address")
+	}
+	return c, nil
+}
