@@ -60,7 +60,10 @@ func (r *router) legs(t *testing.T) []relay.Leg {
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(b []byte) (int, error) { w.t.Log(strings.TrimSpace(string(b))); return len(b), nil }
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
 
 // lab is an active router publishing and a standby following through one
 // Redis.
