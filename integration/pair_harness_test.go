@@ -470,3 +470,25 @@ func arrived(r *netlab.Receiver, from, to int) int {
 	}
 	return len(seen)
 }
+
+// missing lists the ranges of sequence numbers in [from, to) that r did
+// not get, as "first-last".
+func missing(r *netlab.Receiver, from, to int) []string {
+	seen := map[int]bool{}
+	for _, q := range r.Seqs() {
+		seen[int(q)] = true
+	}
+	var out []string
+	for i := from; i < to; i++ {
+		if seen[i] {
+			continue
+		}
+		j := i
+		for j+1 < to && !seen[j+1] {
+			j++
+		}
+		out = append(out, fmt.Sprintf("%d-%d", i, j))
+		i = j
+	}
+	return out
+}

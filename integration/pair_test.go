@@ -45,9 +45,14 @@ func TestPairKeepsMediaWhenTheActiveRouterDies(t *testing.T) {
 		return slices.Equal(l.daemons[1].sessions(), l.daemons[0].sessions())
 	})
 
+	waitFor(t, 5*time.Second, "a second of media before the crash", func() bool {
+		return min(up.sent(), down.sent()) > 75
+	})
 	crashAt := min(up.sent(), down.sent())
+	crashed := time.Now()
 	l.crash(0)
 	moved := l.waitHolds(1, 5*time.Second)
+	t.Logf("addresses moved %v after the crash began", moved.Sub(crashed).Round(time.Millisecond))
 	beforeUp, beforeDown := callee.rtpR.Count(), caller.rtpR.Count()
 	waitFor(t, time.Second, "media to resume through the new active router within 1 s of the address move", func() bool {
 		return callee.rtpR.Count() > beforeUp && caller.rtpR.Count() > beforeDown
@@ -60,6 +65,7 @@ func TestPairKeepsMediaWhenTheActiveRouterDies(t *testing.T) {
 		return up.sent() > to+25 && down.sent() > to+25
 	})
 	gotUp, gotDown := arrived(callee.rtpR, from, to), arrived(caller.rtpR, from, to)
+	t.Logf("crash at packet %d; missing at the callee %v, at the caller %v", crashAt, missing(callee.rtpR, from, to), missing(caller.rtpR, from, to))
 	t.Logf("window of %d packets a way: %d arrived at the callee, %d at the caller", to-from, gotUp, gotDown)
 	if gotUp < 450 || gotDown < 450 {
 		t.Errorf("of 500 packets a way, %d (caller to callee) and %d (callee to caller) arrived, want at least 450", gotUp, gotDown)
