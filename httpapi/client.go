@@ -132,3 +132,12 @@ func (c *Client) UpdateSDP(ctx context.Context, r sdprelay.Request) (*sdprelay.R
 	var res sdprelay.Result
 	return &res, c.do(ctx, http.MethodPost, "/v1/sdp/update", r, &res)
 }
+
+// Replication returns a router pair's replication status (GET
+// /v1/replication, served only when the daemon has a [replication]
+// section).
+func (c *Client) Replication(ctx context.Context) (json.RawMessage, error) {
+	var v json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/v1/replication", nil, &v)
+	return v, err
+}

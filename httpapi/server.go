@@ -249,7 +249,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, switchboard.ErrInvalid), errors.Is(err, switchboard.ErrTooLarge):
 		return http.StatusBadRequest
-	case errors.Is(err, switchboard.ErrPortsExhausted), errors.Is(err, switchboard.ErrSessionLimit):
+	case errors.Is(err, switchboard.ErrPortsExhausted), errors.Is(err, switchboard.ErrSessionLimit),
+		errors.Is(err, switchboard.ErrStandby):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

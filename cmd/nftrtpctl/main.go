@@ -7,7 +7,7 @@
 //	nftrtpctl [--api ADDR] [-o table|json] COMMAND [ARGS]
 //
 // Commands: alloc, update, adjust-timeout, delete, terminate, show, list,
-// count, totals, find, switchboards. `nftrtpctl help COMMAND` or
+// count, totals, find, switchboards, replication. `nftrtpctl help COMMAND` or
 // `nftrtpctl COMMAND -h` describes one. ADDR is host:port or a URL; it
 // defaults to $NFTRTPCTL_API, then 127.0.0.1:7780. Flags may be written
 // with one dash or two (-switchboard or --switchboard), as older versions
@@ -138,7 +138,7 @@ Exit status: 0 on success, 1 when the daemon refused or could not be reached,
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
 	root.AddCommand(allocCmd(g), updateCmd(g), adjustCmd(g), deleteCmd(g), terminateCmd(g),
-		showCmd(g), listCmd(g), countCmd(g), totalsCmd(g), findCmd(g), switchboardsCmd(g))
+		showCmd(g), listCmd(g), countCmd(g), totalsCmd(g), findCmd(g), switchboardsCmd(g), replicationCmd(g))
 	return root
 }
 
