@@ -10,9 +10,11 @@ GOBIN       := $(shell $(GO) env GOPATH)/bin
 FUZZTIME    ?= 20s
 # Debian packages: the demo needs the kernel tools (ip; nft and conntrack are
 # also the independent oracles of the integration tests); the tests add
-# Kamailio and SIPp, the real SIP peers of the control protocol tests.
+# Kamailio and SIPp, the real SIP peers of the control protocol tests, and
+# Redis and keepalived, which carry a router pair's sessions and addresses.
 KERNEL_PACKAGES := nftables conntrack iproute2 kmod
 SIP_PACKAGES    := kamailio sip-tester
+PAIR_PACKAGES   := redis-server keepalived
 
 .PHONY: all build static deb install uninstall test unit integration lint fuzz bench demo deps demo-deps clean
 
@@ -69,7 +71,7 @@ uninstall:
 
 ## deps: install the Debian packages that are missing (only as root).
 deps:
-	@scripts/deps.sh $(KERNEL_PACKAGES) $(SIP_PACKAGES)
+	@scripts/deps.sh $(KERNEL_PACKAGES) $(SIP_PACKAGES) $(PAIR_PACKAGES)
 
 demo-deps:
 	@scripts/deps.sh $(KERNEL_PACKAGES)

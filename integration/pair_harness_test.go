@@ -108,6 +108,24 @@ func (l *pairLab) stopRedis() {
 	_ = l.redis.Wait()
 }
 
+// keepalivedConf is examples/keepalived/keepalived.conf with each key of
+// edits replaced by its value; every key must occur.
+func keepalivedConf(t *testing.T, edits map[string]string) string {
+	t.Helper()
+	b, err := os.ReadFile("../examples/keepalived/keepalived.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for from, to := range edits {
+		if !strings.Contains(conf, from) {
+			t.Fatalf("examples/keepalived/keepalived.conf no longer has %q", from)
+		}
+		conf = strings.ReplaceAll(conf, from, to)
+	}
+	return conf
+}
+
 // keepalived is one router's VRRP daemon.
 type keepalived struct {
 	cmd               *exec.Cmd
@@ -124,25 +142,15 @@ func (l *pairLab) startKeepalived(i int, priority int) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		l.t.Fatal(err)
 	}
-	conf := fmt.Sprintf(`global_defs {
-	router_id r%d
-	script_user root
-	enable_script_security
-	vrrp_version 3
-}
-vrrp_instance relay {
-	state BACKUP
-	nopreempt
-	interface %s
-	virtual_router_id 51
-	priority %d
-	advert_int 0.1
-	virtual_ipaddress {
-		%s/24 dev %s
-		%s/24 dev %s
-	}
-}
-`, i, r.ExtIf, priority, l.p.ExtVIP, r.ExtIf, l.p.IntVIP, r.IntIf)
+	conf := keepalivedConf(l.t, map[string]string{
+		"router_id relay1":      fmt.Sprintf("router_id r%d", i),
+		"priority 150":          fmt.Sprintf("priority %d", priority),
+		"interface eth0":        "interface " + r.ExtIf,
+		"192.0.2.1/24 dev eth0": fmt.Sprintf("%s/24 dev %s", l.p.ExtVIP, r.ExtIf),
+		"10.0.0.1/24 dev eth1":  fmt.Sprintf("%s/24 dev %s", l.p.IntVIP, r.IntIf),
+		// The example's notify script only logs; the lab has no syslog.
+		"notify /etc/keepalived/nftrtpproxy-notify.sh": "",
+	})
 	path := filepath.Join(dir, "keepalived.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		l.t.Fatal(err)
