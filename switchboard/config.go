@@ -312,7 +312,7 @@ func (r rawConfig) validate() (*Config, error) {
 	if d := c.Control.DefaultSwitchboard; d != "" && !seen[d] {
 		return nil, fmt.Errorf("control: default-switchboard %q is not defined", d)
 	}
-	rep, err := r.Replication.validate(c.Switchboards)
+	rep, err := r.Replication.validate(c.Switchboards, c.Control)
 	if err != nil {
 		return nil, err
 	}

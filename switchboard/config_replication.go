@@ -3,6 +3,7 @@ package switchboard
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -16,7 +17,8 @@ type Replication struct {
 	KeyPrefix string
 	// RoleAddresses are the addresses whose presence on this router makes
 	// it the active one (keepalived moves them). Default: every gate
-	// address of the switchboards.
+	// address of the switchboards and every specific address the UDP
+	// control sockets bind (a standby binds them only on takeover).
 	RoleAddresses []netip.Addr
 	// Queue bounds the changes waiting for Redis; beyond it the publisher
 	// drops them and writes a full snapshot once Redis keeps up.
@@ -45,7 +47,7 @@ const (
 
 // validate turns r into Replication; gates are the switchboards' gate
 // addresses, the default role addresses.
-func (r rawReplication) validate(sbs []*Switchboard) (Replication, error) {
+func (r rawReplication) validate(sbs []*Switchboard, ctl Control) (Replication, error) {
 	c := Replication{Redis: r.Redis, KeyPrefix: DefaultKeyPrefix, Queue: DefaultReplicationQueue, Timeout: defaultRedisTimeout}
 	if r.KeyPrefix != nil {
 		c.KeyPrefix = *r.KeyPrefix
@@ -76,18 +78,34 @@ func (r rawReplication) validate(sbs []*Switchboard) (Replication, error) {
 		c.RoleAddresses = append(c.RoleAddresses, a)
 	}
 	if r.RoleAddresses == nil {
-		seen := map[netip.Addr]bool{}
-		for _, sb := range sbs {
-			for _, a := range []netip.Addr{sb.A.Addr, sb.B.Addr} {
-				if !seen[a] {
-					seen[a] = true
-					c.RoleAddresses = append(c.RoleAddresses, a)
-				}
-			}
-		}
+		c.RoleAddresses = defaultRoleAddresses(sbs, ctl)
 	}
 	if len(c.RoleAddresses) == 0 {
 		return c, fmt.Errorf("replication: role-addresses: want at least one address")
 	}
 	return c, nil
+}
+
+// defaultRoleAddresses are the gate addresses and the specific (not
+// loopback, not wildcard) addresses of the UDP control sockets, each once.
+func defaultRoleAddresses(sbs []*Switchboard, ctl Control) []netip.Addr {
+	var out []netip.Addr
+	seen := map[netip.Addr]bool{}
+	add := func(a netip.Addr) {
+		if a.IsValid() && !a.IsLoopback() && !a.IsUnspecified() && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, sb := range sbs {
+		add(sb.A.Addr)
+		add(sb.B.Addr)
+	}
+	rtpproxy, _ := strings.CutPrefix(ctl.RTPProxy, "udp:")
+	for _, hp := range []string{ctl.NG, ctl.LRKProxy, rtpproxy} {
+		if ap, err := netip.ParseAddrPort(hp); err == nil {
+			add(ap.Addr().Unmap())
+		}
+	}
+	return out
 }

@@ -30,6 +30,13 @@ func TestReplicationConfig(t *testing.T) {
 redis = "10.9.0.1:6379"`,
 			want: Replication{Redis: "10.9.0.1:6379", KeyPrefix: DefaultKeyPrefix, Queue: DefaultReplicationQueue,
 				Timeout: time.Second, RoleAddresses: []netip.Addr{a("192.0.2.1"), a("10.0.0.1")}}},
+		{name: "a control socket's specific address is a role address too", toml: `[control]
+ng = "192.0.2.5:2223"
+lrkproxy = "127.0.0.1:22333"
+[replication]
+redis = "10.9.0.1:6379"`,
+			want: Replication{Redis: "10.9.0.1:6379", KeyPrefix: DefaultKeyPrefix, Queue: DefaultReplicationQueue,
+				Timeout: time.Second, RoleAddresses: []netip.Addr{a("192.0.2.1"), a("10.0.0.1"), a("192.0.2.5")}}},
 		{name: "every setting is read", toml: `[replication]
 redis = "r:1"
 key-prefix = "p:"
