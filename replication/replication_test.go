@@ -217,9 +217,11 @@ func TestRedisDownBlocksNoRequestAndReplicationCatchesUp(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Redis returns empty, as a restarted server without persistence.
+	l.redis = miniredis.NewMiniRedis()
 	if err := l.redis.StartAddr(addr); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(l.redis.Close)
 	l.waitInSync(t)
 	if d := cmp.Diff([]string{during.ID}, ids(l.standby.m.List())); d != "" {
 		t.Errorf("standby's sessions (-want +got):\n%s", d)
