@@ -48,6 +48,12 @@ const (
 // validate turns r into Replication; gates are the switchboards' gate
 // addresses, the default role addresses.
 func (r rawReplication) validate(sbs []*Switchboard, ctl Control) (Replication, error) {
+	if r.Redis == "" {
+		if r.KeyPrefix != nil || r.RoleAddresses != nil || r.Queue != nil || r.Timeout != nil {
+			return Replication{}, fmt.Errorf("replication: \"redis\" is required")
+		}
+		return Replication{}, nil // no pair: the zero value
+	}
 	c := Replication{Redis: r.Redis, KeyPrefix: DefaultKeyPrefix, Queue: DefaultReplicationQueue, Timeout: defaultRedisTimeout}
 	if r.KeyPrefix != nil {
 		c.KeyPrefix = *r.KeyPrefix
@@ -63,12 +69,6 @@ func (r rawReplication) validate(sbs []*Switchboard, ctl Control) (Replication, 
 			return c, fmt.Errorf("replication: timeout: want more than zero")
 		}
 		c.Timeout = time.Duration(*r.Timeout)
-	}
-	if r.Redis == "" {
-		if r.KeyPrefix != nil || r.RoleAddresses != nil || r.Queue != nil || r.Timeout != nil {
-			return c, fmt.Errorf("replication: \"redis\" is required")
-		}
-		return c, nil
 	}
 	for _, s := range r.RoleAddresses {
 		a, err := netip.ParseAddr(s)

@@ -24,8 +24,7 @@ func TestReplicationConfig(t *testing.T) {
 		want       Replication
 		err        string
 	}{
-		{name: "no section leaves replication off", toml: "",
-			want: Replication{KeyPrefix: DefaultKeyPrefix, Queue: DefaultReplicationQueue, Timeout: time.Second}},
+		{name: "no section leaves replication off", toml: "", want: Replication{}},
 		{name: "role addresses default to the gate addresses", toml: `[replication]
 redis = "10.9.0.1:6379"`,
 			want: Replication{Redis: "10.9.0.1:6379", KeyPrefix: DefaultKeyPrefix, Queue: DefaultReplicationQueue,
