@@ -239,6 +239,7 @@ func (l *pairLab) startDaemon(i int) *pairDaemon {
 [control]
 http = "127.0.0.1:7780"
 ng = "%s:%d"
+ng-allow = ["192.0.2.0/24"]
 default-switchboard = "edge"
 [[switchboard]]
 name = "edge"
