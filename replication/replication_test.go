@@ -111,7 +111,8 @@ func (l *lab) stop() {
 func (l *lab) alloc(t *testing.T, peer string) *switchboard.Session {
 	t.Helper()
 	s, err := l.active.m.Alloc(context.Background(), switchboard.AllocRequest{Switchboard: "edge",
-		A: switchboard.Endpoint{RTP: netip.MustParseAddrPort(peer)}, Labels: map[string]string{"call": peer}})
+		A: switchboard.Endpoint{RTP: netip.MustParseAddrPort(peer)}, B: switchboard.Endpoint{RTP: netip.MustParseAddrPort("10.0.0.77:5000")},
+		Labels: map[string]string{"call": peer}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestStandbyFollowsEveryChange(t *testing.T) {
 	s := l.alloc(t, "192.0.2.10:4000")
 	gone := l.alloc(t, "192.0.2.11:4000")
 	l.waitInSync(t)
-	mark := relay.Mark(4*s.Index + 2) // b-side RTP: learned at once
+	mark := relay.Mark(4*s.Index + 2) // b-side RTP, from another port (NAT): learned at once
 	l.active.m.Learn(relay.Flow{Mark: mark, Src: netip.MustParseAddrPort("10.0.0.77:9000"), Dst: s.GateB})
 	if err := l.active.m.Delete(ctx, gone.ID); err != nil {
 		t.Fatal(err)
