@@ -49,7 +49,8 @@ type PairRouter struct {
 }
 
 // NewPair builds a pair: namespaces "nrp-{caller,callee,switch,ra,rb}-<suffix>",
-// bridges, veths, addresses, routes and the routers' sysctls. On error it
+// bridges, veths, addresses, routes and the routers' sysctls (a lab
+// router's, and ip_nonlocal_bind for the floating addresses). On error it
 // removes whatever it had built.
 func NewPair(ctx context.Context) (*Pair, error) {
 	if err := preflight(); err != nil {
@@ -131,6 +132,12 @@ func (p *Pair) build(ctx context.Context) error {
 			}
 		}
 		if err := r.NS.setupRouter(ctx); err != nil {
+			return err
+		}
+		// As a pair's routers are configured: a floating address is
+		// missing on the standby by design (the daemon's host checks
+		// refuse a gate address that is not local otherwise).
+		if err := r.NS.setSysctls([]sysctl{{"net/ipv4/ip_nonlocal_bind", "1"}, {"net/ipv6/ip_nonlocal_bind", "1"}}); err != nil {
 			return err
 		}
 	}
