@@ -120,6 +120,7 @@ func (m *Manager) learn(e *entry, f relay.Flow, sideA, rtcp bool) {
 		m.log.Error("learning a peer failed", "session", s.ID, "source", f.Src, "err", err)
 		return
 	}
+	m.obs.Learned(s.Switchboard)
 	m.log.Info("peer learned", "session", s.ID, "side", sideName(sideA), "rtcp", rtcp, "source", f.Src)
 }
 
@@ -157,6 +158,7 @@ func (m *Manager) dropStranger(e *entry, f relay.Flow) {
 		m.log.Error("deleting a stranger's flow failed", "session", e.s.ID, "source", f.Src, "err", err)
 		return
 	}
+	m.obs.Refused(e.s.Switchboard)
 	m.log.Warn("stranger's flow to a locked gate deleted", "session", e.s.ID, "source", f.Src, "gate", f.Dst)
 }
 

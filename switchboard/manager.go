@@ -30,6 +30,9 @@ type Options struct {
 	Replica Replica
 	// Standby starts the Manager as a standby router's (replica.go).
 	Standby bool
+	// Observer hears of learning, refused sources and compactions (for
+	// metrics); nil ignores them.
+	Observer Observer
 }
 
 // Manager owns the sessions of every switchboard: their ports, timers,
@@ -40,6 +43,7 @@ type Manager struct {
 	dp  relay.Dataplane
 	log *slog.Logger
 	now func() time.Time
+	obs Observer
 
 	mu        sync.Mutex
 	boards    map[string]*board
@@ -88,6 +92,9 @@ func NewManager(cfg *Config, dp relay.Dataplane, opts Options) *Manager {
 	}
 	if m.now == nil {
 		m.now = time.Now
+	}
+	if m.obs = opts.Observer; m.obs == nil {
+		m.obs = nopObserver{}
 	}
 	for _, sb := range cfg.Switchboards {
 		bd := &board{sb: sb, a: newPorts(sb.A.Ports), b: newPorts(sb.B.Ports)}
@@ -296,7 +303,11 @@ func (m *Manager) compact() error {
 	for id, e := range m.sessions {
 		all[id], locks[id] = e.s, lockBits(m.installed(e))
 	}
-	return m.j.compact(all, locks)
+	if err := m.j.compact(all, locks); err != nil {
+		return err
+	}
+	m.obs.Compacted()
+	return nil
 }
 
 func (m *Manager) get(id string) (*entry, error) {
