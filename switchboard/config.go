@@ -23,6 +23,9 @@ type Config struct {
 	Switchboards []*Switchboard
 	// Replication configures a router pair (config_replication.go).
 	Replication Replication
+	// Notify says how the SIP proxy hears of calls the relay ended
+	// (config_notify.go).
+	Notify Notify
 }
 
 // Control holds the listen addresses of the control protocols. An empty
@@ -42,6 +45,8 @@ type Control struct {
 	// Allow lists the source networks each network control socket
 	// answers; datagrams and connections from elsewhere are dropped.
 	Allow Allow
+	// Metrics serves Prometheus metrics on /metrics (TCP); empty: none.
+	Metrics string
 }
 
 // Allow holds the source networks per network control socket.
@@ -165,6 +170,7 @@ type rawConfig struct {
 	Defaults    rawTimeouts      `toml:"defaults"`
 	Switchboard []rawSwitchboard `toml:"switchboard"`
 	Replication rawReplication   `toml:"replication"`
+	Notify      rawNotify        `toml:"notify"`
 }
 
 type rawControl struct {
@@ -180,6 +186,7 @@ type rawControl struct {
 	NGAllow            []string `toml:"ng-allow"`
 	RTPProxyAllow      []string `toml:"rtpproxy-allow"`
 	LRKProxyAllow      []string `toml:"lrkproxy-allow"`
+	Metrics            string   `toml:"metrics"`
 }
 
 type rawTimeouts struct {
@@ -317,13 +324,16 @@ func (r rawConfig) validate() (*Config, error) {
 		return nil, err
 	}
 	c.Replication = rep
+	if c.Notify, err = r.Notify.validate(); err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 	return c, nil
 }
 
 func (r rawControl) validate() (Control, error) {
 	c := Control{HTTP: r.HTTP, NG: r.NG, RTPProxy: r.RTPProxy, LRKProxy: r.LRKProxy,
 		MediaProxy: r.MediaProxy, DefaultSwitchboard: r.DefaultSwitchboard,
-		ReplyCacheBytes: DefaultReplyCacheBytes, SocketGroup: r.SocketGroup}
+		ReplyCacheBytes: DefaultReplyCacheBytes, SocketGroup: r.SocketGroup, Metrics: r.Metrics}
 	if r.ReplyCacheBytes != nil {
 		if *r.ReplyCacheBytes < 1<<10 {
 			return c, fmt.Errorf("reply-cache-bytes %d: want at least 1024", *r.ReplyCacheBytes)

@@ -32,6 +32,11 @@ http-allow = ["127.0.0.1"]
 ng-allow = ["127.0.0.0/8", "10.0.0.0/8"]
 rtpproxy-allow = ["::1"]
 lrkproxy-allow = []
+metrics = "127.0.0.1:9780"
+
+[notify]
+xmlrpc-url = "http://127.0.0.1:8000/RPC2"
+xmlrpc-format = "teardown"
 
 [defaults]
 max-sessions = 5000
@@ -70,7 +75,9 @@ func TestDocumentedSchemaParses(t *testing.T) {
 			LRKProxy: "127.0.0.1:22333", MediaProxy: "/run/nftrtpproxy/dispatcher.sock", DefaultSwitchboard: "edge",
 			ReplyCacheBytes: 8 << 20, SocketGroup: "kamailio",
 			Allow: Allow{HTTP: prefixes("127.0.0.1/32"), NG: prefixes("127.0.0.0/8", "10.0.0.0/8"),
-				RTPProxy: prefixes("::1/128"), LRKProxy: []netip.Prefix{}}},
+				RTPProxy: prefixes("::1/128"), LRKProxy: []netip.Prefix{}},
+			Metrics: "127.0.0.1:9780"},
+		Notify: Notify{XMLRPCURL: "http://127.0.0.1:8000/RPC2", XMLRPCFormat: XMLRPCTeardown},
 		Switchboards: []*Switchboard{{
 			Name: "edge",
 			A:    Gate{Name: "external", Addr: mustAddr("192.0.2.1"), Ports: PortRange{30000, 39999}, Learn: LearnSignalled},
@@ -196,6 +203,10 @@ var badConfigs = []struct{ name, toml, want string }{
 	{"an unknown top-level key is named", "colour = \"red\"\n" + base, `unknown key "colour"`},
 	{"an unknown switchboard key is named with its table", base + "colour = \"red\"\n", `unknown key "switchboard.colour"`},
 	{"an unknown gate key is named with its path", edit(`"30000-30999" }`, `"30000-30999", mtu = 1500 }`), `unknown key "switchboard.gate-a.mtu"`},
+	{"an unknown notify format is named", edit("[[switchboard]]", "[notify]\nxmlrpc-format = \"sems\"\n[[switchboard]]"),
+		`notify: xmlrpc-format "sems": want "kamailio" or "teardown"`},
+	{"a notify URL that is not http", edit("[[switchboard]]", "[notify]\nxmlrpc-url = \"udp:127.0.0.1:8000\"\n[[switchboard]]"),
+		`notify: xmlrpc-url "udp:127.0.0.1:8000": not an http or https URL`},
 	{"an unknown control key is named", edit("[[switchboard]]", "[control]\nsip = \"x\"\n[[switchboard]]"), `unknown key "control.sip"`},
 	{"a bad allow entry is named", edit("[[switchboard]]", "[control]\nng-allow = [\"10.0.0.0/33\"]\n[[switchboard]]"), `control: ng-allow: "10.0.0.0/33" is not a network or address`},
 	{"a tiny reply cache", edit("[[switchboard]]", "[control]\nreply-cache-bytes = 10\n[[switchboard]]"), `control: reply-cache-bytes 10: want at least 1024`},
