@@ -50,6 +50,9 @@ func (s *Server) create(ctx context.Context, c command) (string, error) {
 	st := &stream{callID: c.callID, creator: c.from, other: c.to.name(), side: sd}
 	ep := endpoint(nil, sd, c.media)
 	r := switchboard.AllocRequest{Switchboard: board, Ringing: true, Labels: st.labels()}
+	if len(c.notify) == 2 {
+		r.Labels[LabelNotifySocket], r.Labels[LabelNotifyTag] = c.notify[0], c.notify[1]
+	}
 	if sd == sideA {
 		r.A = ep
 	} else {

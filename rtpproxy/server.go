@@ -35,6 +35,13 @@ const (
 	labelSide  = "rtpproxy-side"     // the creator's side: "a" or "b"
 )
 
+// Labels of the timeout notification a creating U asked for: where to
+// connect and the tag to write (rtpproxy's notify_socket and notify_tag).
+const (
+	LabelNotifySocket = "rtpproxy-notify-socket"
+	LabelNotifyTag    = "rtpproxy-notify-tag"
+)
+
 // commandTimeout bounds one command's work in the session manager.
 const commandTimeout = 10 * time.Second
 
@@ -221,9 +228,9 @@ var features = map[string]bool{
 	"20060704": true, // the VF command itself
 	"20080403": true, // Q: RTP statistics
 	"20081102": true, // codecs in U and L (accepted, unused)
+	"20081224": true, // timeout notifications (sent by package notify)
 	// Not supported: 20071116 re-packetization, 20071218 forking (C),
-	// 20081224 timeout notifications, 20090810 IPv4/IPv6 bridging, and
-	// later extensions.
+	// 20090810 IPv4/IPv6 bridging, and later extensions.
 }
 
 // match finds the stream of a call that the tags name, as rtpproxy's

@@ -177,7 +177,7 @@ func TestHandshakeAnswersKamailiosProbes(t *testing.T) {
 			r.expect("VF 20050322", "1") // required by Kamailio
 			r.expect("VF 20071116", "0") // re-packetization
 			r.expect("VF 20081102", "1") // codecs in U/L
-			r.expect("VF 20081224", "0") // timeout notifications
+			r.expect("VF 20081224", "1") // timeout notifications
 			r.expect("VF 19990101", "0")
 		})
 	}
