@@ -21,7 +21,7 @@ var (
 		[]string{"switchboard", "direction"}, nil)
 	descBytes = prometheus.NewDesc(namespace+"_relayed_bytes_total", "Bytes (IP packets) relayed by the kernel, by switchboard and direction, from conntrack counters.",
 		[]string{"switchboard", "direction"}, nil)
-	descFlows = prometheus.NewDesc(namespace+"_flows", "Conntrack entries of the relay's legs at the last reading.", nil, nil)
+	descFlows     = prometheus.NewDesc(namespace+"_flows", "Conntrack entries of the relay's legs at the last reading.", nil, nil)
 	descFlowsRead = prometheus.NewDesc(namespace+"_flows_read_seconds", "Time the last dump of the relay's conntrack entries took.", nil, nil)
 	descJournal   = prometheus.NewDesc(namespace+"_journal_bytes", "Size of the session journal file.", nil, nil)
 )
