@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +43,10 @@ type Server struct {
 	sdp      SDP
 	log      *slog.Logger
 	mux      *http.ServeMux
+	// Observe, if set before serving, hears of every request: its route
+	// pattern ("POST /v1/sessions"), an error for a status of 400 or more,
+	// and how long it took (for metrics).
+	Observe func(command string, err error, took time.Duration)
 }
 
 // NewServer returns a server over s and sdp (nil disables the SDP
@@ -56,7 +61,27 @@ func NewServer(s Sessions, sdp SDP, log *slog.Logger) *Server {
 }
 
 // ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.Observe == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	start, sw := time.Now(), &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	s.mux.ServeHTTP(sw, r)
+	var err error
+	if sw.code >= 400 {
+		err = errors.New(http.StatusText(sw.code))
+	}
+	s.Observe(cmp.Or(r.Pattern, "unknown"), err, time.Since(start))
+}
+
+// statusWriter remembers the status code of a reply.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.WriteHeader(code) }
 
 // Bounds of the HTTP server: a client may hold at most MaxConns
 // connections, must send a request within the read timeout and take its

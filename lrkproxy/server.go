@@ -23,6 +23,9 @@ type Options struct {
 	Concurrency int
 	// Logger receives decisions and errors; nil discards.
 	Logger *slog.Logger
+	// Observe, if set, hears of every request: its command, its error
+	// (nil when answered without one) and how long it took (for metrics).
+	Observe func(command string, err error, took time.Duration)
 }
 
 // Server answers the lrkproxy module on a packet socket.
@@ -32,6 +35,7 @@ type Server struct {
 	log   *slog.Logger
 	cache *replyCache
 	sem   chan struct{}
+	obs   func(command string, err error, took time.Duration)
 }
 
 // NewServer returns a server on conn that installs calls on the switchboard
@@ -59,7 +63,8 @@ func NewServer(conn net.PacketConn, sessions Sessions, boards []*switchboard.Swi
 		return nil, err
 	}
 	return &Server{conn: conn, table: t, log: opts.Logger,
-		cache: newReplyCache(opts.CacheTTL, 1<<16, opts.CacheBytes), sem: make(chan struct{}, opts.Concurrency)}, nil
+		cache: newReplyCache(opts.CacheTTL, 1<<16, opts.CacheBytes), sem: make(chan struct{}, opts.Concurrency),
+		obs: opts.Observe}, nil
 }
 
 func pick(boards []*switchboard.Switchboard, def string) (*switchboard.Switchboard, error) {
@@ -166,6 +171,9 @@ const maxCookie = 256
 // handle executes a decoded request (or reports its decoding error).
 func (s *Server) handle(ctx context.Context, req *Request, err error) []byte {
 	var cfg NodeConfig
+	if s.obs != nil && req != nil {
+		defer func(start time.Time) { s.obs(string(req.Command), err, time.Since(start)) }(time.Now())
+	}
 	if err == nil {
 		switch req.Command {
 		case CmdConfig:

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
@@ -23,12 +24,16 @@ import (
 type Options struct {
 	// Logger receives decisions and errors; nil discards.
 	Logger *slog.Logger
+	// Observe, if set, hears of every request: its command, its error
+	// (nil when answered without one) and how long it took (for metrics).
+	Observe func(command string, err error, took time.Duration)
 }
 
 // Server answers Kamailio's mediaproxy module as its dispatcher.
 type Server struct {
 	calls *calls
 	log   *slog.Logger
+	obs   func(command string, err error, took time.Duration)
 }
 
 // NewServer returns a server over sessions that places new calls on the
@@ -43,7 +48,7 @@ func NewServer(sessions Sessions, boards []*switchboard.Switchboard, def string,
 	if err != nil {
 		return nil, err
 	}
-	return &Server{calls: c, log: opts.Logger}, nil
+	return &Server{calls: c, log: opts.Logger, obs: opts.Observe}, nil
 }
 
 // Listen opens the dispatcher's unix stream socket at path: it creates the
@@ -179,6 +184,15 @@ func (s *Server) handle(ctx context.Context, b []byte) string {
 		s.log.Warn("mediaproxy: bad request", "err", err)
 		return reply(nil, err)
 	}
+	start := time.Now()
+	rep, err := s.execute(ctx, req)
+	if s.obs != nil {
+		s.obs(string(req.Command), err, time.Since(start))
+	}
+	return rep
+}
+
+func (s *Server) execute(ctx context.Context, req *Request) (string, error) {
 	switch req.Command {
 	case CmdUpdate:
 		u := req.Update
@@ -186,14 +200,14 @@ func (s *Server) handle(ctx context.Context, b []byte) string {
 		if err != nil {
 			s.log.Warn("mediaproxy: update failed", "call_id", u.CallID, "type", u.Type, "err", err)
 		}
-		return reply(p, err)
+		return reply(p, err), err
 	default:
 		err := s.calls.remove(ctx, req.Remove)
 		if err != nil {
 			s.log.Info("mediaproxy: remove failed", "call_id", req.Remove.CallID, "err", err)
-			return reply(nil, err)
+			return reply(nil, err), err
 		}
-		return "removed"
+		return "removed", nil
 	}
 }
 

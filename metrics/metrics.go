@@ -98,17 +98,16 @@ func (m *Metrics) Watch(s Sessions) error {
 
 // Traffic returns the packets and bytes relayed since start (ended flows
 // and the flows that exist now), summed over every switchboard.
-func (m *Metrics) Traffic(ctx context.Context) (Totals, error) {
-	var sum Totals
+func (m *Metrics) Traffic(ctx context.Context) (packets, bytes uint64, err error) {
 	if m.traffic == nil {
-		return sum, nil
+		return 0, 0, nil
 	}
 	byKey, err := m.traffic.totals(ctx)
 	for _, t := range byKey {
-		sum.Packets += t.Packets
-		sum.Bytes += t.Bytes
+		packets += t.Packets
+		bytes += t.Bytes
 	}
-	return sum, err
+	return packets, bytes, err
 }
 
 // Learned counts a learned peer (switchboard.Observer).
@@ -144,8 +143,8 @@ func (m *Metrics) Observe(protocol string) func(command string, err error, took 
 
 func (m *Metrics) commandLabel(protocol, command string) string {
 	c := strings.ToLower(command)
-	if c == "" || len(c) > 24 || strings.ContainsFunc(c, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == ' ' || r == '-' || r == '_' || r == '/')
+	if c == "" || len(c) > 48 || strings.ContainsFunc(c, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || strings.ContainsRune(" -_/{}", r))
 	}) {
 		return "other"
 	}

@@ -37,9 +37,10 @@ type listReply struct {
 	Calls  []string `bencode:"calls" json:"calls"`
 }
 
-// queryReply answers query.
+// queryReply answers query, and delete without the flag fast.
 type queryReply struct {
 	Result     string              `bencode:"result" json:"result"`
+	Warning    string              `bencode:"warning,omitempty" json:"warning,omitempty"`
 	Created    int64               `bencode:"created" json:"created"`
 	LastSignal int64               `bencode:"last signal" json:"last signal"`
 	Tags       map[string]tagReply `bencode:"tags" json:"tags"`

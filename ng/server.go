@@ -31,6 +31,9 @@ type Options struct {
 	// Manager serialises kernel work anyway). When all are busy the socket
 	// buffer queues.
 	Concurrency int
+	// Observe, if set, hears of every request: its command, its error
+	// (nil when answered without one) and how long it took (for metrics).
+	Observe func(command string, err error, took time.Duration)
 }
 
 // Server answers ng requests arriving on a packet socket by calling a
@@ -41,6 +44,7 @@ type Server struct {
 	log     *slog.Logger
 	cache   *replyCache
 	workers int
+	observe func(command string, err error, took time.Duration)
 }
 
 // NewServer returns a server answering on conn with b. Run takes over conn
@@ -52,7 +56,8 @@ func NewServer(conn net.PacketConn, b Backend, opts Options) *Server {
 	}
 	cache := newReplyCache(positive(opts.CacheTTL, time.Minute), positive(opts.CacheSize, 1<<16),
 		positive(opts.CacheBytes, 16<<20), 8)
-	return &Server{conn: conn, backend: b, log: log, cache: cache, workers: positive(opts.Concurrency, 16)}
+	return &Server{conn: conn, backend: b, log: log, cache: cache, workers: positive(opts.Concurrency, 16),
+		observe: opts.Observe}
 }
 
 // positive is v, or def when v is not positive.
@@ -184,7 +189,11 @@ func (s *Server) execute(ctx context.Context, r *Request) any {
 		s.log.Debug("ng: ignoring keys and flags", "command", r.Command, "call_id", r.CallID,
 			"keys", r.Ignored, "flags", r.Flags)
 	}
+	start := time.Now()
 	rep, err := s.dispatch(ctx, r)
+	if s.observe != nil {
+		s.observe(r.Command, err, time.Since(start))
+	}
 	if err == nil {
 		return rep
 	}
@@ -216,8 +225,7 @@ func (s *Server) dispatch(ctx context.Context, r *Request) (any, error) {
 	case "answer":
 		return sdpOf(s.backend.Answer(ctx, r))
 	case "delete":
-		w, err := s.backend.Delete(ctx, r)
-		return result{Result: "ok", Warning: w}, err
+		return s.delete(ctx, r)
 	case "query":
 		st, err := s.backend.Query(ctx, r)
 		if err != nil {
@@ -236,6 +244,23 @@ func (s *Server) dispatch(ctx context.Context, r *Request) (any, error) {
 		return newStatisticsReply(cmp.Or(t, &Totals{})), nil
 	}
 	return nil, fmt.Errorf("%w %q", errUnknownCommand, r.Command)
+}
+
+// delete deletes the call and, unless the flag fast says not to, replies
+// with its final statistics as query does (Kamailio's rtpengine module
+// reads them from delete replies for $rtpstat and its MOS AVPs).
+func (s *Server) delete(ctx context.Context, r *Request) (any, error) {
+	var st *CallStats
+	if !r.HasFlag("fast") {
+		st, _ = s.backend.Query(ctx, r) // an unknown call is Delete's to report
+	}
+	w, err := s.backend.Delete(ctx, r)
+	if err != nil || st == nil {
+		return result{Result: "ok", Warning: w}, err
+	}
+	q := newQueryReply(st)
+	q.Warning = w
+	return q, nil
 }
 
 // check applies rtpengine's presence rules, in its order: offer needs an

@@ -49,6 +49,32 @@ func start(t *testing.T, b ng.Backend, opts ng.Options) *ngtest.Client {
 	return ngtest.Dial(t, ngtest.Serve(t, b, opts))
 }
 
+// Kamailio's rtpengine module reads a delete reply's statistics ($rtpstat,
+// MOS); rtpengine leaves them out with the flag fast.
+func TestDeleteRepliesWithTheCallsFinalStatistics(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1700000000, 0)
+	b := &ngtest.Backend{Now: func() time.Time { return now }}
+	cl := start(t, b, ng.Options{})
+	cl.Do("o", kamailioOffer("c1"))
+	cl.Do("a", kamailioAnswer("c1"))
+	got := cl.Do("d", map[string]any{"command": "delete", "call-id": "c1", "from-tag": "alice"})
+	want := map[string]any{
+		"result": "ok", "created": now.Unix(), "last signal": now.Unix(),
+		"tags": map[string]any{
+			"alice": tagStats("alice", "bob", now, 30000),
+			"bob":   tagStats("bob", "alice", now, 30002),
+		},
+		"totals": map[string]any{"RTP": stats(200, 34400), "RTCP": stats(4, 320)},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("delete (-want +got):\n%s", diff)
+	}
+	if got := cl.Do("d2", map[string]any{"command": "delete", "call-id": "c1", "from-tag": "alice"}); got["warning"] == nil || got["totals"] != nil {
+		t.Errorf("delete of a deleted call: %v, want ok with a warning and no statistics", got)
+	}
+}
+
 func TestPingIsAnsweredPong(t *testing.T) {
 	t.Parallel()
 	cl := start(t, &ngtest.Backend{}, ng.Options{})
@@ -84,7 +110,8 @@ func TestACallFromOfferToDelete(t *testing.T) {
 			"totalstatistics": map[string]any{"uptime": "0", "managedsessions": int64(1), "relayedpackets": int64(0),
 				"relayedpacketerrors": int64(0)},
 		}}},
-		{"delete", map[string]any{"command": "delete", "call-id": "c1", "from-tag": "alice"}, map[string]any{"result": "ok"}},
+		{"delete", map[string]any{"command": "delete", "call-id": "c1", "from-tag": "alice", "flags": []any{"fast"}},
+			map[string]any{"result": "ok"}},
 		{"list after delete", map[string]any{"command": "list", "limit": int64(5)}, map[string]any{"result": "ok", "calls": []any{}}},
 	} {
 		if diff := cmp.Diff(step.want, cl.Do(strings.ReplaceAll(step.name, " ", "-"), step.req), cmpopts.EquateEmpty()); diff != "" {

@@ -54,6 +54,10 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 
+	// Observe, if set before serving, hears of every command: its letter
+	// ("F" for VF), its error and how long it took (for metrics).
+	Observe func(command string, err error, took time.Duration)
+
 	mu      sync.Mutex
 	calls   map[string][]*stream // by Call-ID, oldest first
 	created uint64
@@ -175,6 +179,9 @@ func (s *Server) SessionEnded(e switchboard.Ended) {
 func (s *Server) execute(ctx context.Context, line string) string {
 	c, err := parseCommand(line)
 	var reply string
+	if s.Observe != nil && err == nil {
+		defer func(start time.Time) { s.Observe(string(rune(c.op)), err, time.Since(start)) }(time.Now())
+	}
 	if err == nil {
 		ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 		s.mu.Lock()

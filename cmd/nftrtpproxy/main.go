@@ -33,6 +33,7 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/internal/statedir"
 	"github.com/nftrtpproxy/nftrtpproxy/lrkproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/mediaproxy"
+	"github.com/nftrtpproxy/nftrtpproxy/metrics"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -107,7 +108,8 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		return err
 	}
 	defer dp.Close()
-	opts := switchboard.Options{Logger: log}
+	met := metrics.New(cfg)
+	opts := switchboard.Options{Logger: log, Observer: met}
 	var node *replication.Node
 	if cfg.Replication.Enabled() {
 		// A router of a pair starts as a standby; the node promotes it
@@ -116,8 +118,10 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		defer node.Close()
 		opts.Replica, opts.Standby = node.Replica(), true
 	}
-	mgr := switchboard.NewManager(cfg, dp, opts)
+	mgr := switchboard.NewManager(cfg, met.Dataplane(dp), opts)
 	defer mgr.Close()
+	watchEnds := mgr.Subscribe() // metrics, end log, notifications (observe.go)
+	defer watchEnds.Close()
 	// The call tables hear of every session end; they subscribe before the
 	// restore so that no end falls between their restore and their reading.
 	callEnds := mgr.Subscribe()
@@ -129,7 +133,11 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	g.Go(func() error { return watchdog(ctx, log) })
 	// The table watcher keeps the kernel's table in both roles of a pair.
 	g.Go(func() error { return watchTable(ctx, dp, mgr, log) })
-	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr, cfg.Switchboards...), log: log}
+	deps := &frontendDeps{cfg: cfg, mgr: mgr, sdp: sdprelay.New(mgr, cfg.Switchboards...), log: log, met: met}
+	if err := observe(ctx, g, deps, watchEnds); err != nil {
+		callEnds.Close()
+		return err
+	}
 	if err := startHTTP(ctx, g, deps, node); err != nil {
 		callEnds.Close()
 		return err
@@ -165,6 +173,7 @@ type frontendDeps struct {
 	sdp   *sdprelay.Engine
 	calls *calls.Calls
 	log   *slog.Logger
+	met   *metrics.Metrics
 }
 
 // startActive runs in g what only an active router runs: the Manager's
@@ -208,6 +217,7 @@ func startHTTP(ctx context.Context, g *errgroup.Group, d *frontendDeps, node *re
 	}
 	l = ctlsock.Listener(l, ctlsock.NewFilter("http", d.cfg.Control.Allow.HTTP, d.log), d.log)
 	api := httpapi.NewServer(d.mgr, d.sdp, d.log.With("frontend", "http"))
+	api.Observe = d.met.Observe("http")
 	if node == nil {
 		g.Go(func() error { return api.Run(ctx, l) })
 	} else {
@@ -238,8 +248,10 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 			return fmt.Errorf("control ng: %w", err)
 		}
 		conn = ctlsock.PacketConn(conn, ctlsock.NewFilter("ng", ctl.Allow.NG, d.log))
-		srv := ng.NewServer(conn, ngcalls.New(d.calls), ng.Options{Logger: d.log.With("frontend", "ng"),
-			CacheBytes: ctl.ReplyCacheBytes})
+		backend := ngcalls.New(d.calls)
+		backend.Traffic = d.met
+		srv := ng.NewServer(conn, backend, ng.Options{Logger: d.log.With("frontend", "ng"),
+			CacheBytes: ctl.ReplyCacheBytes, Observe: d.met.Observe("ng")})
 		g.Go(func() error { return srv.Run(ctx) })
 		d.log.Info("serving rtpengine ng protocol", "ng", conn.LocalAddr().String())
 	}
@@ -250,6 +262,7 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 			return fmt.Errorf("control %w", err)
 		}
 		srv := rtpproxy.New(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard, d.log.With("frontend", "rtpproxy"))
+		srv.Observe = d.met.Observe("rtpproxy")
 		ends := d.mgr.Subscribe()
 		srv.Restore()
 		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
@@ -264,7 +277,8 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		ends := d.mgr.Subscribe() // before NewServer restores its table
 		conn = ctlsock.PacketConn(conn, ctlsock.NewFilter("lrkproxy", ctl.Allow.LRKProxy, d.log))
 		srv, err := lrkproxy.NewServer(conn, d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
-			lrkproxy.Options{Logger: d.log.With("frontend", "lrkproxy"), CacheBytes: ctl.ReplyCacheBytes})
+			lrkproxy.Options{Logger: d.log.With("frontend", "lrkproxy"), CacheBytes: ctl.ReplyCacheBytes,
+				Observe: d.met.Observe("lrkproxy")})
 		if err != nil {
 			ends.Close()
 			conn.Close()
@@ -277,7 +291,7 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 	if path := d.cfg.Control.MediaProxy; path != "" {
 		ends := d.mgr.Subscribe() // before NewServer restores its table
 		srv, err := mediaproxy.NewServer(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
-			mediaproxy.Options{Logger: d.log.With("frontend", "mediaproxy")})
+			mediaproxy.Options{Logger: d.log.With("frontend", "mediaproxy"), Observe: d.met.Observe("mediaproxy")})
 		if err != nil {
 			ends.Close()
 			return fmt.Errorf("control %w", err)

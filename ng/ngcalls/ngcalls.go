@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
@@ -28,7 +29,29 @@ type Backend struct {
 	calls   *calls.Calls
 	started time.Time
 	now     func() time.Time
+	// Traffic, if set before serving, gives statistics the packets and
+	// bytes relayed; nil reports none.
+	Traffic Traffic
+
+	mu   sync.Mutex
+	last sample // the reading the rates were last computed from
+	rate sample // packets and bytes per second over the last interval
 }
+
+// Traffic tells the packets and bytes the relay has relayed since start.
+type Traffic interface {
+	Traffic(ctx context.Context) (packets, bytes uint64, err error)
+}
+
+// sample is a reading of the traffic totals, or rates.
+type sample struct {
+	at             time.Time
+	packets, bytes uint64
+}
+
+// rateInterval is the shortest interval rates are computed over; a
+// statistics request within it gets the previous rates.
+const rateInterval = time.Second
 
 var _ ng.Backend = (*Backend)(nil)
 
@@ -91,10 +114,36 @@ func (b *Backend) List(_ context.Context, limit int) ([]string, error) {
 	return b.calls.List(limit), nil
 }
 
-// Statistics counts the calls.
-func (b *Backend) Statistics(context.Context) (*ng.Totals, error) {
+// Statistics counts the calls and, with Traffic, the packets relayed
+// since start and the packet and byte rates since the previous request
+// (at first, since start).
+func (b *Backend) Statistics(ctx context.Context) (*ng.Totals, error) {
 	n, _ := b.calls.Count()
-	return &ng.Totals{Sessions: n, Uptime: b.now().Sub(b.started)}, nil
+	now := b.now()
+	t := &ng.Totals{Sessions: n, Uptime: now.Sub(b.started)}
+	if b.Traffic == nil {
+		return t, nil
+	}
+	var tot sample
+	var err error
+	if tot.packets, tot.bytes, err = b.Traffic.Traffic(ctx); err != nil {
+		return nil, fmt.Errorf("statistics: %w", err)
+	}
+	t.RelayedPackets = tot.packets
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.last.at.IsZero() {
+		b.last = sample{at: b.started}
+	}
+	if d := now.Sub(b.last.at); d >= rateInterval {
+		secs := d.Seconds()
+		b.rate = sample{packets: uint64(float64(tot.packets-min(tot.packets, b.last.packets)) / secs),
+			bytes: uint64(float64(tot.bytes-min(tot.bytes, b.last.bytes)) / secs)}
+		tot.at = now
+		b.last = tot
+	}
+	t.PacketRate, t.ByteRate = b.rate.packets, b.rate.bytes
+	return t, nil
 }
 
 // request maps an offer or answer onto the call table's request.
