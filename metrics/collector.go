@@ -59,7 +59,7 @@ func (c *collector) collectTraffic(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
 	t := c.m.traffic
-	byKey, err := t.totals(ctx)
+	byKey, err := t.totals(ctx, 0)
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descPackets, err)
 		return

@@ -97,12 +97,13 @@ func (m *Metrics) Watch(s Sessions) error {
 }
 
 // Traffic returns the packets and bytes relayed since start (ended flows
-// and the flows that exist now), summed over every switchboard.
+// and the flows that exist now), summed over every switchboard. The flows
+// are dumped at most once a second for it (ng's statistics may be polled).
 func (m *Metrics) Traffic(ctx context.Context) (packets, bytes uint64, err error) {
 	if m.traffic == nil {
 		return 0, 0, nil
 	}
-	byKey, err := m.traffic.totals(ctx)
+	byKey, err := m.traffic.totals(ctx, time.Second)
 	for _, t := range byKey {
 		packets += t.Packets
 		bytes += t.Bytes

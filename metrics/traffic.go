@@ -36,8 +36,6 @@ func (t *Totals) add(f relay.Flow) {
 type traffic struct {
 	boards []*switchboard.Switchboard
 	flows  func(context.Context) ([]relay.Flow, error)
-	// maxAge is how long a reading of the live flows is reused.
-	maxAge time.Duration
 
 	mu    sync.Mutex
 	ended map[flowKey]Totals
@@ -65,7 +63,7 @@ type recentFlows struct {
 const recentTTL = 2 * time.Minute
 
 func newTraffic(boards []*switchboard.Switchboard, flows func(context.Context) ([]relay.Flow, error)) *traffic {
-	return &traffic{boards: boards, flows: flows, maxAge: time.Second,
+	return &traffic{boards: boards, flows: flows,
 		ended: map[flowKey]Totals{}, recent: map[uint32]*recentFlows{}}
 }
 
@@ -138,10 +136,10 @@ func (t *traffic) claim(idx uint32) [4]Totals {
 }
 
 // totals returns the packets and bytes relayed per switchboard and
-// direction: ended flows plus the flows that exist now (read at most once
-// per maxAge).
-func (t *traffic) totals(ctx context.Context) (map[flowKey]Totals, error) {
-	live, err := t.liveTotals(ctx)
+// direction: ended flows plus the flows that exist now, read anew unless a
+// reading younger than maxAge exists.
+func (t *traffic) totals(ctx context.Context, maxAge time.Duration) (map[flowKey]Totals, error) {
+	live, err := t.liveTotals(ctx, maxAge)
 	t.mu.Lock()
 	out := make(map[flowKey]Totals, len(t.ended)+len(live))
 	for k, v := range t.ended {
@@ -157,10 +155,10 @@ func (t *traffic) totals(ctx context.Context) (map[flowKey]Totals, error) {
 	return out, err
 }
 
-func (t *traffic) liveTotals(ctx context.Context) (map[flowKey]Totals, error) {
+func (t *traffic) liveTotals(ctx context.Context, maxAge time.Duration) (map[flowKey]Totals, error) {
 	t.readMu.Lock()
 	defer t.readMu.Unlock()
-	if t.read != nil && time.Since(t.readAt) < t.maxAge {
+	if t.read != nil && time.Since(t.readAt) < maxAge {
 		return t.read, t.readErr
 	}
 	start := time.Now()
