@@ -13,7 +13,7 @@ FUZZTIME    ?= 20s
 # Kamailio and SIPp, the real SIP peers of the control protocol tests, and
 # Redis and keepalived, which carry a router pair's sessions and addresses.
 KERNEL_PACKAGES := nftables conntrack iproute2 kmod
-SIP_PACKAGES    := kamailio sip-tester
+SIP_PACKAGES    := kamailio kamailio-xmlrpc-modules sip-tester
 PAIR_PACKAGES   := redis-server keepalived
 
 .PHONY: all build static deb install uninstall test unit integration lint fuzz bench demo deps demo-deps clean

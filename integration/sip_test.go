@@ -27,9 +27,9 @@ func needSIP(t *testing.T) {
 }
 
 // startKamailio runs Kamailio with the configuration file cfg in the lab's
-// router, in the foreground, until the test ends. Kamailio's own log goes to
-// the test log when the test fails.
-func startKamailio(t *testing.T, lab *netlab.Lab, cfg string) {
+// router, in the foreground, until the test ends, and returns the path of
+// its log. Kamailio's own log goes to the test log when the test fails.
+func startKamailio(t *testing.T, lab *netlab.Lab, cfg string) string {
 	t.Helper()
 	dir := t.TempDir()
 	logf, err := os.Create(filepath.Join(dir, "kamailio.log"))
@@ -63,6 +63,7 @@ func startKamailio(t *testing.T, lab *netlab.Lab, cfg string) {
 		logf.Close()
 	})
 	time.Sleep(500 * time.Millisecond) // children bind their sockets
+	return logf.Name()
 }
 
 // sipp is a SIPp process running a scenario from testdata/sipp.
@@ -118,7 +119,7 @@ func (s *sipp) wait(timeout time.Duration) {
 			s.t.Fatalf("sipp %s failed: %v\n%s\n%s", s.name, err, lastLines(s.out.String(), 30), errs)
 		}
 	case <-time.After(timeout):
-		s.t.Fatalf("sipp %s did not finish within %s", s.name, timeout)
+		s.t.Fatalf("sipp %s did not finish within %s:\n%s", s.name, timeout, lastLines(s.out.String(), 30))
 	}
 }
 
