@@ -5,6 +5,8 @@ package integration
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -77,6 +79,11 @@ func TestMetricsScrapeDuringACall(t *testing.T) {
 	expect(t, "callee", b.rtpR, s.GateB, 30)
 	expect(t, "caller", a.rtpR, s.GateA, 5)
 	second := scrape(t, lab)
+	for _, k := range slices.Sorted(maps.Keys(second)) {
+		if strings.HasPrefix(k, "nftrtpproxy_") && !strings.Contains(k, "_bucket") {
+			t.Logf("%s %v", k, second[k]) // the README's scrape
+		}
+	}
 	if second[packetsAToB] != 30 || second[packetsBToA] != 5 {
 		t.Errorf("second scrape: packets a-to-b %v, b-to-a %v; want 30 and 5", second[packetsAToB], second[packetsBToA])
 	}
