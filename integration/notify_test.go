@@ -3,7 +3,9 @@
 package integration
 
 import (
+	"bufio"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,5 +85,76 @@ func TestKamailioRtpstatShowsTheCallsPackets(t *testing.T) {
 	// Both directions carried the pcap (the callee echoes it).
 	if packets, _ := strconv.Atoi(string(m[2])); packets < 2*g711Packets {
 		t.Errorf("$rtpstat: %s RTP packets, want at least %d (the pcap both ways)", m[2], 2*g711Packets)
+	}
+}
+
+// rtpproxyCommand sends one rtpproxy command over UDP from the router's
+// namespace and returns the reply without its cookie.
+func rtpproxyCommand(t *testing.T, lab *netlab.Lab, cookie, cmd string) string {
+	t.Helper()
+	var conn net.Conn
+	if err := lab.Router.Do(func() error {
+		var err error
+		conn, err = net.Dial("udp", "127.0.0.1:22223")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(cookie + " " + cmd)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	buf := make([]byte, 1500)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("rtpproxy %q: %v", cmd, err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(string(buf[:n]), cookie+" "))
+}
+
+// rtpproxy's timeout notification: an offer (U) names a notify socket and
+// a URL-quoted tag, as Kamailio's rtpproxy module does from 5.8 on
+// (timeout_socket and timeout_tag_pv); when the media timeout ends the
+// answered call, the daemon connects to the socket and writes the tag and
+// a newline.
+func TestRTPProxyTimeoutNotificationReachesTheNotifySocket(t *testing.T) {
+	lab := newLab(t)
+	cfg := strings.Replace(rtpproxyConfig(lab, t.TempDir(), rtpproxySock), "name = \"edge\"\n", "name = \"edge\"\nmedia-timeout = \"1s\"\n", 1)
+	startDaemon(t, lab, cfg)
+	var l net.Listener
+	if err := lab.Router.Do(func() error {
+		var err error
+		l, err = net.Listen("tcp", "127.0.0.1:9999")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		got <- line
+	}()
+	offer := "Uie timeout-1@x " + lab.CallerAddr.String() + " 4000 alice;1 tcp:127.0.0.1:9999 1234%3A5678"
+	if r := rtpproxyCommand(t, lab, "c1", offer); !regexp.MustCompile(`^\d+ `).MatchString(r) {
+		t.Fatalf("offer: %q", r)
+	}
+	answer := "Lei timeout-1@x " + lab.CalleeAddr.String() + " 5000 alice;1 bob;1"
+	if r := rtpproxyCommand(t, lab, "c2", answer); !regexp.MustCompile(`^\d+ `).MatchString(r) {
+		t.Fatalf("answer: %q", r)
+	}
+	select {
+	case line := <-got:
+		if line != "1234:5678\n" {
+			t.Errorf("notification %q, want %q", line, "1234:5678\n")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no timeout notification within 10 s of the answer")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,9 @@ func (n *Notifier) SessionEnded(e switchboard.Ended) {
 	}
 	l := e.Session.Labels
 	if sock, tag := l[rtpproxy.LabelNotifySocket], l[rtpproxy.LabelNotifyTag]; sock != "" && tag != "" {
+		if t, err := url.PathUnescape(tag); err == nil {
+			tag = t // rtpproxy URL-unquotes the tag
+		}
 		n.enqueue("rtpproxy", callID(l), e.At, job{what: "rtpproxy notify " + sock,
 			send: func(ctx context.Context) error { return sendTag(ctx, sock, tag) }})
 	}
