@@ -80,4 +80,3 @@ func BenchmarkKernelScrape(b *testing.B) {
 	b.ReportMetric(float64(len(flows)), "flows")
 	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/scrape")
 }
-
