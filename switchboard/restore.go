@@ -59,6 +59,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 	}
 	if !trusted {
+		m.log.Info("restoring: listing the kernel table", "sessions", len(m.sessions))
 		have, err := m.dp.Legs(ctx)
 		if err != nil {
 			return fmt.Errorf("start: %w", err)
@@ -224,6 +225,7 @@ func (m *Manager) journaledRepair(journaled map[string]*Session, locks map[strin
 // applyChunked commits b in chunks, removals first, so that a restart with 100k
 // sessions does not build one enormous netlink batch.
 func (m *Manager) applyChunked(ctx context.Context, b relay.Batch) error {
+	defer m.restoreProgress(len(b.Remove) + len(b.Add))(&b)
 	for len(b.Remove) > 0 {
 		n := min(len(b.Remove), applyChunk)
 		if err := m.dp.Apply(ctx, relay.Batch{Remove: b.Remove[:n]}); err != nil {
@@ -297,6 +299,21 @@ func (m *Manager) flushOrphans(ctx context.Context) error {
 // adoptLearned records in their sessions the sources the kernel learned
 // while the daemon was not there to hear of them (learning needs no
 // daemon), so that the repair keeps them.
+// restoreProgress logs, for a restart's repair of total legs, a line when
+// it starts and when it ends if it takes more than one transaction: the
+// returned func, deferred with the batch being applied, writes the last.
+func (m *Manager) restoreProgress(total int) func(*relay.Batch) {
+	if total <= applyChunk {
+		return func(*relay.Batch) {}
+	}
+	start := m.now()
+	m.log.Info("restoring: repairing the kernel table", "legs", total)
+	return func(b *relay.Batch) {
+		m.log.Info("restoring: kernel table repaired", "legs", total-len(b.Remove)-len(b.Add), "of", total,
+			"took", m.now().Sub(start).Round(time.Millisecond))
+	}
+}
+
 func (m *Manager) adoptLearned(have []relay.Leg) {
 	for _, l := range have {
 		if !l.Learned.IsValid() {
