@@ -112,7 +112,8 @@ func (d *nftDataplane) flush() error {
 
 // Setup creates the table, its sets and chains if missing, and replaces the
 // rules of its chains, in one transaction. Elements are kept, so established
-// calls are untouched by a restart.
+// calls are untouched by a restart. Sets are sized for gates (sizeSets); a
+// table whose sets have other sizes is migrated first (migrate).
 func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 	for _, g := range gates {
 		if !g.Addr.IsValid() || g.First == 0 || g.First > g.Last {
@@ -122,6 +123,10 @@ func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	o := d.obj
+	o.sizeSets(gates)
+	if err := d.migrate(gates); err != nil {
+		return opError("migrate table "+TableName+" to sized sets", err)
+	}
 	rules := o.rules(gates)
 	stamp := fingerprint(rules)
 	if d.rulesAre(rules, stamp) {
@@ -129,16 +134,12 @@ func (d *nftDataplane) Setup(ctx context.Context, gates []Gate) error {
 		return nil
 	}
 	d.nft.AddTable(o.table)
-	sets := []*nftables.Set{o.lock, o.guard, o.learn}
-	for _, f := range o.families {
-		sets = append(sets, f.leg, f.dnat, f.snat, f.allow, f.learnfrom, f.learned)
-	}
-	for _, s := range sets {
+	for _, s := range o.sets() {
 		if err := d.nft.AddSet(s, nil); err != nil {
 			return opError("setup set "+s.Name, err)
 		}
 	}
-	for _, c := range []*nftables.Chain{o.raw, o.pre, o.post} {
+	for _, c := range o.chains() {
 		d.nft.AddChain(c)
 		d.nft.FlushChain(c)
 	}
@@ -177,7 +178,7 @@ func (d *nftDataplane) rulesAre(want []*nftables.Rule, stamp []byte) bool {
 	for _, r := range want {
 		count[r.Chain.Name]++
 	}
-	for _, c := range []*nftables.Chain{d.obj.raw, d.obj.pre, d.obj.post} {
+	for _, c := range d.obj.chains() {
 		have, err := d.nft.GetRules(d.obj.table, c)
 		if err != nil || len(have) != count[c.Name] {
 			return false

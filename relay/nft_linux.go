@@ -105,6 +105,22 @@ func newFamily(t *nftables.Table, v4 bool) family {
 	return f
 }
 
+// sets returns the named sets of f. A set added to the family belongs here:
+// Setup creates it, sized by sizeSets, and migrate moves it.
+func (f *family) sets() []*nftables.Set {
+	return []*nftables.Set{f.leg, f.dnat, f.snat, f.allow, f.learnfrom, f.learned}
+}
+
+// sets returns every named set of the table: the shared ones, then each
+// family's.
+func (o *objects) sets() []*nftables.Set {
+	out := []*nftables.Set{o.lock, o.guard, o.learn}
+	for _, f := range o.families {
+		out = append(out, f.sets()...)
+	}
+	return out
+}
+
 func (o *objects) familyOf(a netip.Addr) *family {
 	if a.Unmap().Is4() {
 		return &o.v4

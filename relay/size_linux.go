@@ -1,0 +1,34 @@
+package relay
+
+import "github.com/google/nftables"
+
+// sizeSets gives every set of the table its size hint for gates (see
+// setSize): each family's sets hold at most one element per port of that
+// family's gates (learnfrom MaxAllowed), the shared mark sets one per port
+// of any gate. The dynamic learned maps keep their own size: the kernel
+// gives a set that rules add to its rhashtable whatever the size.
+func (o *objects) sizeSets(gates []Gate) {
+	total := 0
+	for _, f := range o.families {
+		n := f.ports(o, gates)
+		total += n
+		for _, s := range []*nftables.Set{f.leg, f.dnat, f.snat, f.allow} {
+			s.Size = setSize(n)
+		}
+		f.learnfrom.Size = setSize(MaxAllowed * n)
+	}
+	for _, s := range []*nftables.Set{o.lock, o.guard, o.learn} {
+		s.Size = setSize(total)
+	}
+}
+
+// ports counts the ports of the gates of family f.
+func (f *family) ports(o *objects, gates []Gate) int {
+	n := 0
+	for _, g := range gates {
+		if o.familyOf(g.Addr) == f {
+			n += int(g.Last) - int(g.First) + 1
+		}
+	}
+	return n
+}
