@@ -44,7 +44,7 @@ func (m *Manager) AllocPorts(ctx context.Context, r AllocRequest, portA, portB u
 	}
 	s, err := m.sessionOn(bd, r, portA, portB)
 	if err == nil {
-		err = m.commit(ctx, &entry{s: s}, s, true)
+		err = m.submit(ctx, m.putChange(&entry{s: s}, s, true))
 	}
 	if err != nil {
 		bd.a.release(portA)

@@ -2,8 +2,6 @@ package switchboard
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -103,27 +101,6 @@ func (e *entry) setFlows(stale []uint32, unknown bool) {
 			e.unknownFlows &^= 1 << k
 		}
 	}
-}
-
-// apply commits b for e's legs, deleting the stale flows by tuple where
-// they are known.
-//
-// If the transaction was committed but stale flows could not be deleted
-// (relay.ErrFlowsRemain), the change stands: the error is logged and the
-// legs' flows count as unknown, so that their next change flushes them by
-// mark.
-func (m *Manager) apply(ctx context.Context, e *entry, b relay.Batch) error {
-	stale := b.Stale()
-	e.withFlows(&b, stale)
-	err := m.dp.Apply(ctx, b)
-	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
-		return err
-	}
-	e.setFlows(stale, err != nil)
-	if err != nil {
-		m.log.Error("legs changed, but their stale flows were not all deleted", "mark", fmt.Sprintf("%#x", relay.Mark(4*e.s.Index)), "err", err)
-	}
-	return nil
 }
 
 // stale reports whether f no longer matches what e's leg holds: it entered

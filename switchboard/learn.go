@@ -64,7 +64,7 @@ func (m *Manager) scanFlows(ctx context.Context) {
 // is remembered for the leg's next change (flows.go). An ended flow's
 // counters are kept in its session (Session.Ended).
 func (m *Manager) Learn(f relay.Flow) {
-	m.mu.Lock()
+	m.lockSettled()
 	defer m.mu.Unlock()
 	idx, sideA, rtcp := legSide(f.Mark)
 	e := m.byIndex[idx]

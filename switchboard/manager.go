@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,7 +36,8 @@ type Options struct {
 
 // Manager owns the sessions of every switchboard: their ports, timers,
 // journal and kernel legs. Its methods are safe for concurrent use; they are
-// serialised, one kernel transaction per request.
+// serialised, each request's change whole or not at all, and concurrent
+// requests share a kernel transaction and a journal write (commit.go).
 type Manager struct {
 	cfg *Config
 	dp  relay.Dataplane
@@ -56,6 +56,7 @@ type Manager struct {
 	events    events
 	replica   Replica
 	standby   bool
+	q         commitQueue // on mu
 }
 
 type board struct {
@@ -76,6 +77,8 @@ type entry struct {
 	// bit is set in unknownFlows may hold entries never seen.
 	flows        *legFlows
 	unknownFlows uint8
+	// pending is set while a change of e is queued for a group commit.
+	pending bool
 }
 
 // maxIndex keeps 4*index within relay.MaxMarkIndex.
@@ -87,6 +90,7 @@ func NewManager(cfg *Config, dp relay.Dataplane, opts Options) *Manager {
 		boards: map[string]*board{}, sessions: map[string]*entry{}, byIndex: map[uint32]*entry{},
 		nextIndex: 1, wake: make(chan struct{}, 1),
 		replica: opts.Replica, standby: opts.Standby}
+	m.q.cond.L = &m.mu
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -153,7 +157,7 @@ func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
 		return nil, err
 	}
 	e := &entry{s: s}
-	if err := m.commit(ctx, e, s, true); err != nil {
+	if err := m.submit(ctx, m.putChange(e, s, true)); err != nil {
 		bd.a.release(s.GateA.Port())
 		bd.b.release(s.GateB.Port())
 		return nil, err
@@ -242,34 +246,12 @@ func newID() string {
 
 // commit makes next the state of e: kernel first (one transaction), then the
 // journal. If the journal fails the kernel is rolled back, so an error leaves
-// both as they were.
+// both as they were. It commits at once, not in a group: for the Manager's
+// own changes, made with m.mu held since before they were prepared.
 func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew bool) error {
-	bd := m.boards[next.Switchboard]
-	now := m.now()
-	l := next.legs(bd.sb, now)
-	want := l[:]
-	had := m.installed(e)
-	batch := diffLegs(had, want)
-	if err := m.apply(ctx, e, batch); err != nil {
-		return fmt.Errorf("session %s: %w", next.ID, err)
-	}
-	if err := m.j.put(next, want, isNew); err != nil {
-		undo := diffLegs(want, had)
-		if uerr := m.dp.Apply(ctx, undo); uerr != nil {
-			err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
-		}
-		return fmt.Errorf("session %s: %w", next.ID, err)
-	}
-	e.s, e.legsAt, e.hasLegs = next, now, true
-	m.sessions[next.ID], m.byIndex[next.Index] = e, e
-	m.publish(record{Op: "put", Session: next, Locks: lockBits(want)})
-	m.schedule(next)
-	if m.j.needsCompaction() {
-		if err := m.compact(); err != nil {
-			m.log.Error("journal compaction failed", "err", err)
-		}
-	}
-	return nil
+	c := m.putChange(e, next, isNew)
+	m.commitGroup(ctx, []*change{c})
+	return c.err
 }
 
 // installedLegs returns the legs the kernel holds for e, and false when it
@@ -326,7 +308,7 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 	if err := m.writable(); err != nil {
 		return nil, err
 	}
-	e, err := m.get(id)
+	e, err := m.getSettled(id)
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +342,7 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
 	next.Updated = now
-	if err := m.commit(ctx, e, next, false); err != nil {
+	if err := m.submit(ctx, m.putChange(e, next, false)); err != nil {
 		return nil, err
 	}
 	m.log.Info("session updated", "session", id, "a", next.A.Signalled.RTP, "b", next.B.Signalled.RTP)
@@ -392,7 +374,7 @@ func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Sess
 	if err := m.writable(); err != nil {
 		return nil, err
 	}
-	e, err := m.get(id)
+	e, err := m.getSettled(id)
 	if err != nil {
 		return nil, err
 	}
@@ -406,7 +388,7 @@ func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Sess
 		next.Expires = now.Add(bd.sb.Timeouts.Ringing)
 	}
 	openLearning(next, bd.sb.Timeouts, now, true, true)
-	if err := m.commit(ctx, e, next, false); err != nil {
+	if err := m.submit(ctx, m.putChange(e, next, false)); err != nil {
 		return nil, err
 	}
 	m.log.Info("session timeout adjusted", "session", id, "state", to)
@@ -421,41 +403,22 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if err := m.writable(); err != nil {
 		return err
 	}
-	return m.delete(ctx, id, EndDeleted)
+	e, err := m.getSettled(id)
+	if err != nil {
+		return err
+	}
+	return m.submit(ctx, m.deleteChange(e, EndDeleted))
 }
 
+// delete removes a session at once, not in a group (see commit).
 func (m *Manager) delete(ctx context.Context, id string, why EndReason) error {
 	e, err := m.get(id)
 	if err != nil {
 		return err
 	}
-	had := m.installed(e)
-	if err := m.apply(ctx, e, relay.Batch{Remove: had}); err != nil {
-		return fmt.Errorf("session %s: %w", id, err)
-	}
-	if err := m.j.del(id); err != nil {
-		return m.undoDelete(ctx, e, had, err)
-	}
-	delete(m.sessions, id)
-	delete(m.byIndex, e.s.Index)
-	bd := m.boards[e.s.Switchboard]
-	bd.a.release(e.s.GateA.Port())
-	bd.b.release(e.s.GateB.Port())
-	m.publish(record{Op: "del", ID: id})
-	m.log.Info("session "+why.logText(), "session", id, "switchboard", e.s.Switchboard)
-	m.publishEnd(e.s, why)
-	return nil
-}
-
-// undoDelete puts back the legs of a session whose deletion the journal
-// could not record: a delete is all or nothing, like commit, and one that
-// was answered as done must not return after a restart. The session's
-// flows were flushed; its next packets create new ones through the legs.
-func (m *Manager) undoDelete(ctx context.Context, e *entry, had []relay.Leg, err error) error {
-	if uerr := m.dp.Apply(ctx, relay.Batch{Add: had}); uerr != nil {
-		err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
-	}
-	return fmt.Errorf("session %s: not deleted: %w", e.s.ID, err)
+	c := m.deleteChange(e, why)
+	m.commitGroup(ctx, []*change{c})
+	return c.err
 }
 
 // Get returns a copy of the session with id.

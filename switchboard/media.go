@@ -51,7 +51,7 @@ func (m *Manager) checkMedia(ctx context.Context) {
 		m.log.Warn("reading flows for the media timeout failed", "err", err)
 		return
 	}
-	m.mu.Lock()
+	m.lockSettled()
 	defer m.mu.Unlock()
 	flowing := make(map[uint32]bool, len(flows))
 	var gone []relay.Flow

@@ -72,7 +72,7 @@ func (m *Manager) runTimers(ctx context.Context) error {
 
 // fireDue handles every due deadline and returns how long to sleep.
 func (m *Manager) fireDue(ctx context.Context) time.Duration {
-	m.mu.Lock()
+	m.lockSettled()
 	defer m.mu.Unlock()
 	now := m.now()
 	for m.timers.Len() > 0 && !m.timers[0].at.After(now) {

@@ -1,0 +1,288 @@
+package switchboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
+)
+
+// Group commit. Concurrent requests share one nftables transaction and one
+// journal write, as a database's transactions share an fsync: a request
+// prepares its change under m.mu and queues it; the first one queued leads.
+// The leader lets go of m.mu for a moment so that requests waiting for it
+// can prepare and queue too (gather), then, holding m.mu again, commits the
+// whole queue: the kernel first, in one transaction, then the journal, in
+// one write, and only then answers every member. Holding m.mu through the
+// commit keeps the in-memory state and the kernel's in step for everything
+// else that reads them (new-flow events, the media check).
+//
+// Each member stays all or nothing: a transaction the kernel refuses
+// changed nothing, and its members are committed again one by one, so that
+// only the one the kernel refuses fails. A failed journal write rolls back
+// the kernel for every member that installs legs, as it would alone.
+//
+// While a change is queued its entry is pending: a request for the same
+// session waits until it is committed (getSettled), and the Manager's own
+// work (timers, learning, the media check) waits for the whole group
+// (lockSettled), so no change is prepared from a state a queued one is
+// about to replace.
+
+// maxGroup bounds the changes one transaction carries.
+const maxGroup = 64
+
+// maxGatherRounds bounds how often a leader lets go of m.mu to gather.
+const maxGatherRounds = 8
+
+// commitQueue holds the changes waiting for a group commit. Guarded by
+// Manager.mu; cond waits on it.
+type commitQueue struct {
+	cond    sync.Cond
+	waiting []*change
+	leading bool
+	// gathered, when set (tests), runs in every gathering pause, with
+	// Manager.mu released.
+	gathered func()
+}
+
+// change is one request's part of a group commit: a session's next state
+// (nil next: the session goes), the batch that takes the kernel there and
+// what the journal records of it.
+type change struct {
+	e         *entry
+	next      *Session // nil: delete e's session
+	isNew     bool
+	why       EndReason // a delete's
+	had, want []relay.Leg
+	at        time.Time // when want was computed: the legs' time
+	batch     relay.Batch
+	stale     []uint32
+	done      bool
+	err       error
+}
+
+// putChange makes next the state of e.
+func (m *Manager) putChange(e *entry, next *Session, isNew bool) *change {
+	now := m.now()
+	l := next.legs(m.boards[next.Switchboard].sb, now)
+	c := &change{e: e, next: next, isNew: isNew, at: now, want: l[:], had: m.installed(e)}
+	c.batch = diffLegs(c.had, c.want)
+	return c
+}
+
+// deleteChange removes e's session and legs.
+func (m *Manager) deleteChange(e *entry, why EndReason) *change {
+	c := &change{e: e, why: why, had: m.installed(e)}
+	c.batch = relay.Batch{Remove: c.had}
+	return c
+}
+
+func (c *change) id() string { return c.e.s.ID }
+
+// submit queues c and returns once it is committed or has failed: as the
+// leader of its group or as a member. Called with m.mu held; returns with
+// it held, though it was let go meanwhile.
+func (m *Manager) submit(ctx context.Context, c *change) error {
+	q := &m.q
+	c.e.pending = true
+	q.waiting = append(q.waiting, c)
+	if q.leading {
+		for !c.done {
+			q.cond.Wait()
+		}
+		return c.err
+	}
+	q.leading = true
+	m.gather()
+	for len(q.waiting) > 0 {
+		n := min(len(q.waiting), maxGroup)
+		group := q.waiting[:n:n]
+		q.waiting = q.waiting[n:]
+		m.commitGroup(context.WithoutCancel(ctx), group)
+	}
+	q.waiting = nil
+	q.leading = false
+	q.cond.Broadcast()
+	return c.err
+}
+
+// gather lets go of m.mu until no more changes join the queue (requests
+// that were waiting for m.mu prepare theirs meanwhile), or the group is
+// full.
+func (m *Manager) gather() {
+	q := &m.q
+	for range maxGatherRounds {
+		n := len(q.waiting)
+		m.mu.Unlock()
+		if q.gathered != nil {
+			q.gathered()
+		}
+		runtime.Gosched()
+		m.mu.Lock()
+		if len(q.waiting) == n || len(q.waiting) >= maxGroup {
+			return
+		}
+	}
+}
+
+// lockSettled locks m.mu once no group is being gathered or committed:
+// then no entry is pending.
+func (m *Manager) lockSettled() {
+	m.mu.Lock()
+	for m.q.leading {
+		m.q.cond.Wait()
+	}
+}
+
+// getSettled is get once the session's queued change, if any, is committed.
+func (m *Manager) getSettled(id string) (*entry, error) {
+	for {
+		e, err := m.get(id)
+		if err != nil || !e.pending {
+			return e, err
+		}
+		m.q.cond.Wait()
+	}
+}
+
+// commitGroup commits group: its legs in one transaction, its records in
+// one journal write; then each member's state is the Manager's. A
+// transaction the kernel refuses is tried again member by member.
+func (m *Manager) commitGroup(ctx context.Context, group []*change) {
+	if err := m.applyGroup(ctx, group); err != nil {
+		if len(group) == 1 {
+			group[0].err = fmt.Errorf("session %s: %w", group[0].id(), err)
+			group[0].settle()
+			return
+		}
+		for _, c := range group {
+			m.commitGroup(ctx, []*change{c})
+		}
+		return
+	}
+	m.journalGroup(ctx, group)
+	for _, c := range group {
+		if c.err == nil {
+			m.finish(c)
+		}
+		c.settle()
+	}
+	if m.j.needsCompaction() {
+		if err := m.compact(); err != nil {
+			m.log.Error("journal compaction failed", "err", err)
+		}
+	}
+}
+
+func (c *change) settle() { c.done, c.e.pending = true, false }
+
+// applyGroup commits the legs of every member in one transaction, deleting
+// their stale flows by tuple where they are known (flows.go). If the
+// transaction was committed but stale flows could not all be deleted
+// (relay.ErrFlowsRemain), the change stands: the error is logged and the
+// flows of every member's stale legs count as unknown, so that their next
+// change flushes them by mark.
+func (m *Manager) applyGroup(ctx context.Context, group []*change) error {
+	var b relay.Batch
+	for _, c := range group {
+		c.stale = c.batch.Stale()
+		mb := c.batch
+		mb.Delete, mb.Tracked = nil, nil
+		c.e.withFlows(&mb, c.stale)
+		b.Remove = append(b.Remove, mb.Remove...)
+		b.Add = append(b.Add, mb.Add...)
+		b.Flush = append(b.Flush, mb.Flush...)
+		b.Delete = append(b.Delete, mb.Delete...)
+		b.Tracked = append(b.Tracked, mb.Tracked...)
+	}
+	err := m.dp.Apply(ctx, b)
+	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
+		return err
+	}
+	for _, c := range group {
+		c.e.setFlows(c.stale, err != nil)
+	}
+	if err != nil {
+		m.log.Error("legs changed, but their stale flows were not all deleted", "sessions", len(group),
+			"mark", fmt.Sprintf("%#x", relay.Mark(4*group[0].e.s.Index)), "err", err)
+	}
+	return nil
+}
+
+// journalGroup records every member in one write (journal.writeRecords).
+// If that fails, every member fails and the kernel is rolled back for all
+// of them: a delete too is all or nothing, and one answered as done must
+// not return after a restart.
+func (m *Manager) journalGroup(ctx context.Context, group []*change) {
+	recs := make([]record, len(group))
+	for i, c := range group {
+		recs[i] = c.record()
+	}
+	err := m.j.writeRecords(recs...)
+	if err == nil {
+		for i, c := range group {
+			m.j.count(c)
+			m.publish(recs[i])
+		}
+		return
+	}
+	var undo relay.Batch
+	for _, c := range group {
+		u := diffLegs(c.want, c.had)
+		undo.Remove, undo.Add = append(undo.Remove, u.Remove...), append(undo.Add, u.Add...)
+	}
+	if uerr := m.dp.Apply(ctx, undo); uerr != nil {
+		err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
+	}
+	for _, c := range group {
+		if c.next == nil {
+			c.err = fmt.Errorf("session %s: not deleted: %w", c.id(), err)
+		} else {
+			c.err = fmt.Errorf("session %s: %w", c.id(), err)
+		}
+	}
+}
+
+// record is what the journal records of c.
+func (c *change) record() record {
+	if c.next == nil {
+		return record{Op: "del", ID: c.id()}
+	}
+	return record{Op: "put", Session: c.next, Locks: lockBits(c.want)}
+}
+
+// count counts c's record, once written, as put and del do.
+func (j *journal) count(c *change) {
+	switch {
+	case c.next == nil:
+		j.live--
+		j.dead += 2
+	case c.isNew:
+		j.live++
+	default:
+		j.dead++
+	}
+}
+
+// finish makes a committed change the Manager's state.
+func (m *Manager) finish(c *change) {
+	e := c.e
+	if c.next == nil {
+		s := e.s
+		delete(m.sessions, s.ID)
+		delete(m.byIndex, s.Index)
+		bd := m.boards[s.Switchboard]
+		bd.a.release(s.GateA.Port())
+		bd.b.release(s.GateB.Port())
+		m.log.Info("session "+c.why.logText(), "session", s.ID, "switchboard", s.Switchboard)
+		m.publishEnd(s, c.why)
+		return
+	}
+	e.s, e.legsAt, e.hasLegs = c.next, c.at, true
+	m.sessions[c.next.ID], m.byIndex[c.next.Index] = e, e
+	m.schedule(c.next)
+}
