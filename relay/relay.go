@@ -119,8 +119,9 @@ func (l Leg) Validate() error {
 // be partial or carry a foreign mark (orphans written by someone else), so
 // only the parts that are present must be consistent.
 func (l Leg) validateRemoval() error {
-	var fam []netip.AddrPort
-	for _, ap := range []netip.AddrPort{l.Gate, l.Peer, l.Source, l.Lock, l.Learned} {
+	var buf [5]netip.AddrPort // on the stack: every removal is checked
+	fam := buf[:0]
+	for _, ap := range [...]netip.AddrPort{l.Gate, l.Peer, l.Source, l.Lock, l.Learned} {
 		if ap.IsValid() {
 			fam = append(fam, ap)
 		}

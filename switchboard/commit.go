@@ -193,6 +193,10 @@ func (m *Manager) applyGroup(ctx context.Context, group []*change) error {
 		mb := c.batch
 		mb.Delete, mb.Tracked = nil, nil
 		c.e.withFlows(&mb, c.stale)
+		if len(group) == 1 {
+			b = mb
+			break
+		}
 		b.Remove = append(b.Remove, mb.Remove...)
 		b.Add = append(b.Add, mb.Add...)
 		b.Flush = append(b.Flush, mb.Flush...)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
 
@@ -213,4 +214,26 @@ func TestManyConcurrentRequestsKeepKernelJournalAndSessionsInStep(t *testing.T) 
 		}
 	}
 	checkKernelAndJournal(t, h, sessions)
+}
+
+func TestDiffFewMatchesDiffMany(t *testing.T) {
+	t.Parallel()
+	leg := func(mark uint32, peer string) relay.Leg {
+		l := relay.Leg{Mark: relay.Mark(mark), Gate: ap("192.0.2.1:30000"), Source: ap("10.0.0.1:30000")}
+		if peer != "" {
+			l.Peer = ap(peer)
+		}
+		return l
+	}
+	cases := [][2][]relay.Leg{
+		{nil, {leg(4, ""), leg(5, "")}},
+		{{leg(4, ""), leg(5, "")}, nil},
+		{{leg(4, ""), leg(5, "203.0.113.1:5")}, {leg(4, ""), leg(5, "203.0.113.1:6")}},
+		{{leg(4, ""), leg(6, "")}, {leg(5, ""), leg(6, "203.0.113.1:7"), leg(4, "")}},
+	}
+	for i, c := range cases {
+		if diff := cmp.Diff(diffMany(c[0], c[1]), diffFew(c[0], c[1]), addrs); diff != "" {
+			t.Errorf("case %d (-many +few):\n%s", i, diff)
+		}
+	}
 }

@@ -245,6 +245,14 @@ func legSide(mark uint32) (index uint32, sideA, rtcp bool) {
 
 // diffLegs returns the batch that turns old into new.
 func diffLegs(old, new []relay.Leg) relay.Batch {
+	if len(old) <= legsPerSession && len(new) <= legsPerSession {
+		return diffFew(old, new)
+	}
+	return diffMany(old, new)
+}
+
+// diffMany is diffLegs for a restart's legs of every session, indexed.
+func diffMany(old, new []relay.Leg) relay.Batch {
 	var b relay.Batch
 	before := make(map[uint32]relay.Leg, len(old))
 	for _, l := range old {
@@ -262,6 +270,34 @@ func diffLegs(old, new []relay.Leg) relay.Batch {
 	}
 	for _, l := range old {
 		if !after[l.Mark] {
+			b.Remove = append(b.Remove, l)
+		}
+	}
+	return b
+}
+
+// diffFew is diffLegs for one session's legs, scanned rather than indexed
+// (no maps on a request's path).
+func diffFew(old, new []relay.Leg) relay.Batch {
+	var b relay.Batch
+	find := func(legs []relay.Leg, mark uint32) (relay.Leg, bool) {
+		for _, l := range legs {
+			if l.Mark == mark {
+				return l, true
+			}
+		}
+		return relay.Leg{}, false
+	}
+	for _, l := range new {
+		if o, ok := find(old, l.Mark); !ok || o != l {
+			if ok {
+				b.Remove = append(b.Remove, o)
+			}
+			b.Add = append(b.Add, l)
+		}
+	}
+	for _, l := range old {
+		if _, ok := find(new, l.Mark); !ok {
 			b.Remove = append(b.Remove, l)
 		}
 	}
