@@ -299,7 +299,7 @@ func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
 	err := d.commitLegs(b)
 	d.mu.Unlock()
 	if err != nil {
-		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), err)
+		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), explainFull(err))
 	}
 	return flowsRemain(d.flushFlows(b))
 }

@@ -16,7 +16,6 @@ import (
 // other session (learned or past its learning window).
 func sessionLegs(n int) []Leg {
 	legs := make([]Leg, 0, 4*n)
-	const pairs = 30000 // port pairs per gate address
 	for i := range n {
 		addr, port := i/pairs, uint16(2000+2*(i%pairs))
 		ga := netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + addr)})
@@ -38,6 +37,21 @@ func sessionLegs(n int) []Leg {
 		}
 	}
 	return legs
+}
+
+// pairs is the number of port pairs per gate address in sessionLegs.
+const pairs = 30000
+
+// sessionGates are the gates of sessionLegs(n): sets are sized for their
+// ports, and the kernel refuses elements beyond a set's size.
+func sessionGates(n int) []Gate {
+	var gates []Gate
+	for addr := range (n + pairs - 1) / pairs {
+		for _, a := range [][4]byte{{192, 0, 2, byte(1 + addr)}, {10, 0, 0, byte(1 + addr)}} {
+			gates = append(gates, Gate{Addr: netip.AddrFrom4(a), First: 2000, Last: 2000 + 2*pairs - 1, Zone: ZoneA})
+		}
+	}
+	return gates
 }
 
 // installLegs adds legs in batches of a few thousand, the way a repair does.
@@ -65,6 +79,9 @@ func BenchmarkKernelLegs(b *testing.B) {
 			_, fd := kernelNSB(b)
 			ctx := context.Background()
 			d := openKernel(b, fd)
+			if err := d.Setup(ctx, sessionGates(n)); err != nil {
+				b.Fatal(err)
+			}
 			legs := sessionLegs(n)
 			start := time.Now()
 			installLegs(b, d, legs)

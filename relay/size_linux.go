@@ -1,6 +1,12 @@
 package relay
 
-import "github.com/google/nftables"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
 
 // sizeSets gives every set of the table its size hint for gates (see
 // setSize): each family's sets hold at most one element per port of that
@@ -31,4 +37,13 @@ func (f *family) ports(o *objects, gates []Gate) int {
 		}
 	}
 	return n
+}
+
+// explainFull names the cause of the kernel's ENFILE ("too many open files
+// in system"), its answer to an element beyond a set's size.
+func explainFull(err error) error {
+	if !errors.Is(err, unix.ENFILE) {
+		return err
+	}
+	return fmt.Errorf("%w: a set is full (its size allows one element per port of the gates given to Setup)", err)
 }
