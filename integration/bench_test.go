@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
 	"github.com/nftrtpproxy/nftrtpproxy/ng/ngtest"
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -149,4 +151,50 @@ func BenchmarkKernelNGCall(b *testing.B) {
 		do(id+"d", map[string]any{"command": "delete", "call-id": id, "from-tag": "a"})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// applies counts the Manager's kernel transactions.
+type applies struct {
+	relay.Dataplane
+	n atomic.Int64
+}
+
+func (a *applies) Apply(ctx context.Context, b relay.Batch) error {
+	a.n.Add(1)
+	return a.Dataplane.Apply(ctx, b)
+}
+
+// BenchmarkKernelAllocDeleteParallel is BenchmarkKernelAllocDelete from 8
+// concurrent clients: requests that meet share a transaction and a journal
+// write (group commit). It reports the requests per kernel transaction.
+func BenchmarkKernelAllocDeleteParallel(b *testing.B) {
+	fd := benchNS(b)
+	cfg, err := switchboard.ParseConfig([]byte(benchConfig(b.TempDir())))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var counted *applies
+	m, dp, _ := startManager(b, fd, cfg, func(dp relay.Dataplane) relay.Dataplane {
+		counted = &applies{Dataplane: dp}
+		return counted
+	})
+	b.Cleanup(func() { m.Close(); dp.Close() })
+	ctx := context.Background()
+	before := counted.n.Load()
+	b.SetParallelism(4) // 8 clients on 2 CPUs
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s, err := m.Alloc(ctx, switchboard.AllocRequest{Switchboard: "one"})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := m.Delete(ctx, s.ID); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(2*b.N)/float64(counted.n.Load()-before), "requests/transaction")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 }

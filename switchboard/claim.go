@@ -20,7 +20,7 @@ var ErrPortInUse = errors.New("port pair in use")
 // ErrInvalid; a pair held by another session is ErrPortInUse. Nothing
 // changes on error.
 func (m *Manager) AllocPorts(ctx context.Context, r AllocRequest, portA, portB uint16) (*Session, error) {
-	m.mu.Lock()
+	m.lockRequest()
 	defer m.mu.Unlock()
 	bd := m.boards[r.Switchboard]
 	if bd == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -44,6 +45,8 @@ type commitQueue struct {
 	cond    sync.Cond
 	waiting []*change
 	leading bool
+	// arriving counts requests waiting for Manager.mu (lockRequest).
+	arriving atomic.Int32
 	// gathered, when set (tests), runs in every gathering pause, with
 	// Manager.mu released.
 	gathered func()
@@ -110,23 +113,30 @@ func (m *Manager) submit(ctx context.Context, c *change) error {
 	return c.err
 }
 
-// gather lets go of m.mu until no more changes join the queue (requests
-// that were waiting for m.mu prepare theirs meanwhile), or the group is
-// full.
+// gather lets go of m.mu while requests are arriving (waiting for m.mu to
+// prepare and queue their changes), until the group is full. A lone
+// request does not pause at all.
 func (m *Manager) gather() {
 	q := &m.q
 	for range maxGatherRounds {
-		n := len(q.waiting)
+		if q.arriving.Load() == 0 || len(q.waiting) >= maxGroup {
+			return
+		}
 		m.mu.Unlock()
 		if q.gathered != nil {
 			q.gathered()
 		}
 		runtime.Gosched()
 		m.mu.Lock()
-		if len(q.waiting) == n || len(q.waiting) >= maxGroup {
-			return
-		}
 	}
+}
+
+// lockRequest locks m.mu for a request, counted as arriving meanwhile so
+// that a leader gathering a group waits for it.
+func (m *Manager) lockRequest() {
+	m.q.arriving.Add(1)
+	m.mu.Lock()
+	m.q.arriving.Add(-1)
 }
 
 // lockSettled locks m.mu once no group is being gathered or committed:

@@ -134,7 +134,7 @@ type UpdateRequest struct {
 // Alloc creates a session: a port pair on each gate and its four legs in the
 // kernel, in one transaction.
 func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
-	m.mu.Lock()
+	m.lockRequest()
 	defer m.mu.Unlock()
 	if err := m.writable(); err != nil {
 		return nil, err
@@ -303,7 +303,7 @@ func (m *Manager) get(id string) (*entry, error) {
 // Update applies a re-INVITE: changed peers are re-pointed at once and the
 // stale flows towards their old addresses are deleted.
 func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Session, error) {
-	m.mu.Lock()
+	m.lockRequest()
 	defer m.mu.Unlock()
 	if err := m.writable(); err != nil {
 		return nil, err
@@ -369,7 +369,7 @@ func repoint(p *Peer, e *Endpoint) bool {
 // (ringing → active) ends the ringing deadline and starts the learning
 // windows; active → ringing starts a new ringing deadline.
 func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Session, error) {
-	m.mu.Lock()
+	m.lockRequest()
 	defer m.mu.Unlock()
 	if err := m.writable(); err != nil {
 		return nil, err
@@ -398,7 +398,7 @@ func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Sess
 // Delete removes a session: its legs and every conntrack entry of them, so
 // media stops at once in both directions.
 func (m *Manager) Delete(ctx context.Context, id string) error {
-	m.mu.Lock()
+	m.lockRequest()
 	defer m.mu.Unlock()
 	if err := m.writable(); err != nil {
 		return err
