@@ -22,7 +22,18 @@ import (
 func unsizeTable(t *testing.T, lab *netlab.Lab) {
 	t.Helper()
 	listing := nftTable(t, lab)
-	script := "delete table inet nftrtpproxy\n" + regexp.MustCompile(`(?m)^\s*size \d+\n`).ReplaceAllString(listing, "")
+	// The learned maps (dynamic) had their size before. The nft CLI cannot
+	// build the rules that fill them and map a flow to its reverse leg's
+	// learned source (an assertion fails); they only serve new flows, and
+	// the restart puts every rule back.
+	unsized := regexp.MustCompile(`(?m)^\s*size (\d+)\n`).ReplaceAllStringFunc(listing, func(line string) string {
+		if strings.Contains(line, "16777215") {
+			return line
+		}
+		return ""
+	})
+	unsized = regexp.MustCompile(`(?m)^.*@learned[46].*\n`).ReplaceAllString(unsized, "")
+	script := "delete table inet nftrtpproxy\n" + unsized
 	file := filepath.Join(t.TempDir(), "unsized.nft")
 	if err := os.WriteFile(file, []byte(script), 0o600); err != nil {
 		t.Fatal(err)
@@ -30,8 +41,8 @@ func unsizeTable(t *testing.T, lab *netlab.Lab) {
 	if out, err := lab.Router.Run(context.Background(), "nft", "-f", file); err != nil {
 		t.Fatalf("nft -f (old layout): %v: %s\n%s", err, out, script)
 	}
-	if l := nftTable(t, lab); strings.Contains(l, "size ") {
-		t.Fatalf("the rebuilt table still has sized sets:\n%s", l)
+	if l := nftTable(t, lab); strings.Count(l, "size ") != 2 {
+		t.Fatalf("the rebuilt table has other sized sets than the learned maps:\n%s", l)
 	}
 }
 
@@ -86,8 +97,8 @@ func TestRestartMigratesAnUnsizedTableWhileACallFlows(t *testing.T) {
 	}
 
 	listing := nftTable(t, lab)
-	if n := strings.Count(listing, "\t\tsize "); n != 9 {
-		t.Errorf("%d sized sets after the restart, want 9:\n%s", n, listing)
+	if n := strings.Count(listing, "\t\tsize "); n != 15 {
+		t.Errorf("%d sized sets after the restart, want 15:\n%s", n, listing)
 	}
 	for name, h := range setHandles(t, lab) {
 		if old[name] == h {
