@@ -73,7 +73,7 @@ type dialog struct {
 	branch      string
 	switchboard string
 	offerer     string
-	offererSide sdprelay.Side
+	offererSide switchboard.Side
 	answerer    string
 	sessions    []string
 	answered    bool
@@ -109,30 +109,25 @@ type Request struct {
 }
 
 // route finds the switchboard and the side an SDP from Direction[0] enters.
-func (c *Calls) route(dir [2]string) (string, sdprelay.Side, error) {
+func (c *Calls) route(dir [2]string) (string, switchboard.Side, error) {
 	if dir[0] == "" && dir[1] == "" {
 		if c.def == "" {
 			return "", "", fmt.Errorf("%w: no direction given and no default-switchboard configured", ErrNoRoute)
 		}
-		return c.def, sdprelay.SideA, nil
+		return c.def, switchboard.SideA, nil
 	}
 	for _, sb := range c.boards {
 		switch {
 		case sb.A.Name == dir[0] && sb.B.Name == dir[1]:
-			return sb.Name, sdprelay.SideA, nil
+			return sb.Name, switchboard.SideA, nil
 		case sb.B.Name == dir[0] && sb.A.Name == dir[1]:
-			return sb.Name, sdprelay.SideB, nil
+			return sb.Name, switchboard.SideB, nil
 		}
 	}
 	return "", "", fmt.Errorf("%w: no switchboard has gates %q and %q", ErrNoRoute, dir[0], dir[1])
 }
 
-func other(s sdprelay.Side) sdprelay.Side {
-	if s == sdprelay.SideA {
-		return sdprelay.SideB
-	}
-	return sdprelay.SideA
-}
+func other(s switchboard.Side) switchboard.Side { return s.Other() }
 
 // Offer applies an SDP offer and returns it rewritten for the other party.
 func (c *Calls) Offer(ctx context.Context, r Request) (string, error) {
@@ -197,7 +192,7 @@ func (cl *call) streams(except *dialog) int {
 // party finds the dialog of a signalling party and the side its SDP comes
 // from: the offerer of a dialog on this branch (or of the answered or only
 // dialog), or the answerer.
-func (cl *call) party(tag, branch string) (*dialog, sdprelay.Side) {
+func (cl *call) party(tag, branch string) (*dialog, switchboard.Side) {
 	for _, d := range cl.dialogs {
 		if d.answerer != "" && d.answerer == tag {
 			return d, other(d.offererSide)
@@ -212,14 +207,14 @@ func (cl *call) party(tag, branch string) (*dialog, sdprelay.Side) {
 }
 
 // request builds the sdprelay request of r for dialog d.
-func (c *Calls) request(r Request, d *dialog, from sdprelay.Side, sb string, ringing bool) sdprelay.Request {
+func (c *Calls) request(r Request, d *dialog, from switchboard.Side, sb string, ringing bool) sdprelay.Request {
 	return sdprelay.Request{Switchboard: sb, From: from, SDP: r.SDP, Sessions: d.sessions, Ringing: ringing,
 		Source: r.Source, Signalling: r.Signalling, Strict: r.Strict, ReplaceOrigin: r.ReplaceOrigin, RemoveICE: r.RemoveICE,
 		Labels: map[string]string{labelOwner: ownerCalls, labelCall: r.CallID, labelBranch: d.branch, labelOfferer: d.offerer,
 			labelOffererSide: string(d.offererSide), labelAnswerer: d.answerer}}
 }
 
-func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from sdprelay.Side, r Request) (string, error) {
+func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from switchboard.Side, r Request) (string, error) {
 	req := c.request(r, d, from, d.switchboard, !d.answered)
 	req.CallStreams = cl.streams(d)
 	res, err := c.sdp.Update(ctx, req)
@@ -391,7 +386,7 @@ func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 	// dialogs once c.mu is released.
 	type ref struct {
 		branch, offerer, answerer string
-		offererSide               sdprelay.Side
+		offererSide               switchboard.Side
 		m                         int
 		id                        string
 	}
@@ -415,7 +410,7 @@ func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 		s := StreamStats{Session: r.id, Branch: r.branch, OffererTag: r.offerer, AnswererTag: r.answerer, Media: r.m}
 		for _, l := range det.Legs {
 			ctr := &s.FromAnswerer
-			if (l.Name[0] == 'a') == (r.offererSide == sdprelay.SideA) {
+			if (l.Name[0] == 'a') == (r.offererSide == switchboard.SideA) {
 				ctr = &s.FromOfferer
 			}
 			if l.Name[2:] == "rtp" {
@@ -514,7 +509,7 @@ func (cl *call) dialogOf(s *switchboard.Session) *dialog {
 		}
 	}
 	d := &dialog{branch: b, switchboard: s.Switchboard, offerer: s.Labels[labelOfferer],
-		offererSide: sdprelay.Side(s.Labels[labelOffererSide]), answerer: s.Labels[labelAnswerer]}
+		offererSide: switchboard.Side(s.Labels[labelOffererSide]), answerer: s.Labels[labelAnswerer]}
 	cl.dialogs = append(cl.dialogs, d)
 	return d
 }

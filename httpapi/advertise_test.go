@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
 
@@ -30,7 +31,7 @@ func TestAdvertisedAddressIsShownAndWrittenIntoSDP(t *testing.T) {
 		t.Errorf("switchboards: %v (-want +got):\n%s", err, diff)
 	}
 	offer := "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
-	res, err := c.AllocSDP(ctx, sdprelay.Request{Switchboard: "edge", From: sdprelay.SideA, SDP: offer})
+	res, err := c.AllocSDP(ctx, sdprelay.Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -266,7 +266,7 @@ func TestClientReportsAnUnreachableDaemonAndNonJSONErrors(t *testing.T) {
 func TestSDPEndpointsExistOnlyWithAnSDPLayer(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, false)
-	_, err := a.c.AllocSDP(context.Background(), sdprelay.Request{Switchboard: "edge", From: sdprelay.SideA, SDP: offer})
+	_, err := a.c.AllocSDP(context.Background(), sdprelay.Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer})
 	if se := asStatus(err); se == nil || se.Code != http.StatusNotFound {
 		t.Errorf("SDP alloc without an SDP layer: %v, want 404", err)
 	}
@@ -278,16 +278,16 @@ func TestAllocAndUpdateFromSDP(t *testing.T) {
 	t.Parallel()
 	a := newAPI(t, true)
 	ctx := context.Background()
-	res, err := a.c.AllocSDP(ctx, sdprelay.Request{Switchboard: "edge", From: sdprelay.SideA, SDP: offer})
+	res, err := a.c.AllocSDP(ctx, sdprelay.Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer})
 	if err != nil || len(res.Sessions) != 1 || !strings.Contains(res.SDP, "c=IN IP4 10.0.0.1\r\n") {
 		t.Fatalf("sdp alloc: %v %+v", err, res)
 	}
 	answer := strings.ReplaceAll(offer, "192.0.2.10", "10.0.0.10")
-	res, err = a.c.UpdateSDP(ctx, sdprelay.Request{From: sdprelay.SideB, SDP: answer, Sessions: res.Sessions})
+	res, err = a.c.UpdateSDP(ctx, sdprelay.Request{From: switchboard.SideB, SDP: answer, Sessions: res.Sessions})
 	if err != nil || !strings.Contains(res.SDP, "c=IN IP4 192.0.2.1\r\n") {
 		t.Fatalf("sdp update: %v %+v", err, res)
 	}
-	_, err = a.c.AllocSDP(ctx, sdprelay.Request{Switchboard: "edge", From: sdprelay.SideA, SDP: strings.Replace(offer, "4000", "70000", 1)})
+	_, err = a.c.AllocSDP(ctx, sdprelay.Request{Switchboard: "edge", From: switchboard.SideA, SDP: strings.Replace(offer, "4000", "70000", 1)})
 	if se := asStatus(err); se == nil || se.Code != http.StatusBadRequest || !strings.Contains(se.Message, `sdp: line 6: invalid port "70000"`) {
 		t.Errorf("bad SDP: %v, want 400 naming the line", err)
 	}

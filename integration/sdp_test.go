@@ -9,6 +9,7 @@ import (
 
 	"github.com/nftrtpproxy/nftrtpproxy/sdp"
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
 func offerSDP(addr netip.Addr, audio, video int) string {
@@ -41,7 +42,7 @@ func TestOfferAnswerFromSDPRelaysToTheSDPAddresses(t *testing.T) {
 	audioA, videoA := newPeer(t, lab.Caller, lab.CallerAddr, 4000), newPeer(t, lab.Caller, lab.CallerAddr, 4002)
 	audioB, videoB := newPeer(t, lab.Callee, lab.CalleeAddr, 5000), newPeer(t, lab.Callee, lab.CalleeAddr, 5002)
 
-	offer, err := d.api.AllocSDP(ctx(t), sdprelay.Request{Switchboard: "edge", From: sdprelay.SideA,
+	offer, err := d.api.AllocSDP(ctx(t), sdprelay.Request{Switchboard: "edge", From: switchboard.SideA,
 		SDP: offerSDP(lab.CallerAddr, 4000, 4002), Ringing: true})
 	if err != nil {
 		t.Fatal(err)
@@ -53,7 +54,7 @@ func TestOfferAnswerFromSDPRelaysToTheSDPAddresses(t *testing.T) {
 	if toB[0].Addr() != lab.RouterIntAddr {
 		t.Fatalf("offer forwarded to the callee points at %s, want gate-b %s:\n%s", toB[0], lab.RouterIntAddr, offer.SDP)
 	}
-	answer, err := d.api.UpdateSDP(ctx(t), sdprelay.Request{From: sdprelay.SideB, Sessions: offer.Sessions,
+	answer, err := d.api.UpdateSDP(ctx(t), sdprelay.Request{From: switchboard.SideB, Sessions: offer.Sessions,
 		SDP: offerSDP(lab.CalleeAddr, 5000, 5002)})
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +80,7 @@ func TestOfferAnswerFromSDPRelaysToTheSDPAddresses(t *testing.T) {
 	// A re-INVITE that rejects the video stream releases its session and
 	// keeps the audio ports.
 	reinvite := fmt.Sprintf("v=0\r\no=alice 1 2 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\nm=video 0 RTP/AVP 96\r\n", lab.CallerAddr)
-	re, err := d.api.UpdateSDP(ctx(t), sdprelay.Request{From: sdprelay.SideA, Sessions: offer.Sessions, SDP: reinvite})
+	re, err := d.api.UpdateSDP(ctx(t), sdprelay.Request{From: switchboard.SideA, Sessions: offer.Sessions, SDP: reinvite})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package sdprelay
 
 import (
 	"context"
+	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"net/netip"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ func TestSDPCarriesTheAdvertisedAddressTheSessionTheLocalOne(t *testing.T) {
 	m, _ := switchboardtest.Manager(t, cfg)
 	e := New(m, cfg.Switchboards...)
 	ctx := context.Background()
-	res, err := e.Alloc(ctx, Request{Switchboard: "edge", From: SideA, SDP: offer, ReplaceOrigin: true})
+	res, err := e.Alloc(ctx, Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer, ReplaceOrigin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +36,7 @@ func TestSDPCarriesTheAdvertisedAddressTheSessionTheLocalOne(t *testing.T) {
 		t.Errorf("session gate-b %s, want the local 10.0.0.1", s.GateB)
 	}
 	answer := strings.ReplaceAll(offer, "192.0.2.10", "10.0.0.10")
-	res, err = e.Update(ctx, Request{From: SideB, SDP: answer, Sessions: res.Sessions, Answer: true})
+	res, err = e.Update(ctx, Request{From: switchboard.SideB, SDP: answer, Sessions: res.Sessions, Answer: true})
 	if err != nil {
 		t.Fatal(err)
 	}

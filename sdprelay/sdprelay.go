@@ -19,21 +19,12 @@ type Sessions interface {
 	Get(id string) (*switchboard.Session, error)
 }
 
-// Side names the gate whose network an SDP came from.
-type Side string
-
-// Sides.
-const (
-	SideA Side = "a"
-	SideB Side = "b"
-)
-
 // Request is an SDP to apply.
 type Request struct {
 	// Switchboard is required for Alloc; Update takes it from the sessions.
 	Switchboard string `json:"switchboard,omitempty"`
 	// From is the gate whose network the SDP came from.
-	From Side `json:"from"`
+	From switchboard.Side `json:"from"`
 	// SDP is the body as the device sent it.
 	SDP string `json:"sdp"`
 	// Sessions are the session ids per m-line of the previous SDP exchange
@@ -145,7 +136,7 @@ type plan struct {
 }
 
 func (e *Engine) apply(ctx context.Context, r Request) (*Result, error) {
-	if r.From != SideA && r.From != SideB {
+	if r.From != switchboard.SideA && r.From != switchboard.SideB {
 		return nil, fmt.Errorf("%w: from %q: want \"a\" or \"b\"", switchboard.ErrInvalid, r.From)
 	}
 	body, err := sdp.Parse([]byte(r.SDP))
@@ -259,7 +250,7 @@ const LabelMedia = "m"
 
 func (p *plan) alloc(ctx context.Context, i int, ep switchboard.Endpoint) (*switchboard.Session, error) {
 	req := switchboard.AllocRequest{Switchboard: p.r.Switchboard, Ringing: p.r.Ringing, Labels: p.labels(i)}
-	if p.r.From == SideA {
+	if p.r.From == switchboard.SideA {
 		req.A = ep
 	} else {
 		req.B = ep
@@ -277,7 +268,7 @@ func (p *plan) update(ctx context.Context, i int, id string, ep switchboard.Endp
 		return nil, err
 	}
 	req := switchboard.UpdateRequest{Labels: p.labels(i), Answer: p.r.Answer}
-	if p.r.From == SideA {
+	if p.r.From == switchboard.SideA {
 		req.A = &ep
 	} else {
 		req.B = &ep
@@ -299,7 +290,7 @@ func (p *plan) rewrite() ([]byte, error) {
 			continue
 		}
 		g := s.GateB
-		if p.r.From == SideB {
+		if p.r.From == switchboard.SideB {
 			g = s.GateA
 		}
 		g = p.e.advertised(s, g)

@@ -22,7 +22,7 @@ const offer = "v=0\r\no=- 1 1 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\
 
 func TestAllocMakesOneSessionPerActiveStreamAndPointsTheSDPAtGateB(t *testing.T) {
 	e, m, mem := newEngine(t)
-	res, err := e.Alloc(context.Background(), Request{Switchboard: "edge", From: SideA, SDP: offer, ReplaceOrigin: true})
+	res, err := e.Alloc(context.Background(), Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer, ReplaceOrigin: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestAllocMakesOneSessionPerActiveStreamAndPointsTheSDPAtGateB(t *testing.T)
 func TestBadSDPAllocatesNothing(t *testing.T) {
 	e, m, _ := newEngine(t)
 	bad := strings.Replace(offer, "m=audio 4000", "m=audio 70000", 1)
-	_, err := e.Alloc(context.Background(), Request{Switchboard: "edge", From: SideA, SDP: bad})
+	_, err := e.Alloc(context.Background(), Request{Switchboard: "edge", From: switchboard.SideA, SDP: bad})
 	if !errors.Is(err, switchboard.ErrInvalid) || !strings.Contains(err.Error(), `sdp: line 6: invalid port "70000"`) {
 		t.Fatalf("error %v, want ErrInvalid naming line 6", err)
 	}
@@ -58,12 +58,12 @@ func TestBadSDPAllocatesNothing(t *testing.T) {
 func TestRunningOutOfPortsMidwayUndoesTheWholeOffer(t *testing.T) {
 	e, m, mem := newEngine(t)
 	ctx := context.Background()
-	if _, err := e.Alloc(ctx, Request{Switchboard: "edge", From: SideA, SDP: offer}); err != nil {
+	if _, err := e.Alloc(ctx, Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer}); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := mem.Legs(ctx)
 	// Three pairs per gate: two are taken, the next offer's second stream fails.
-	_, err := e.Alloc(ctx, Request{Switchboard: "edge", From: SideA, SDP: offer})
+	_, err := e.Alloc(ctx, Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer})
 	if !errors.Is(err, switchboard.ErrPortsExhausted) {
 		t.Fatalf("error %v, want ErrPortsExhausted", err)
 	}
@@ -76,14 +76,14 @@ func TestRunningOutOfPortsMidwayUndoesTheWholeOffer(t *testing.T) {
 func TestReinviteKeepsPortsAddsAndReleasesStreams(t *testing.T) {
 	e, m, _ := newEngine(t)
 	ctx := context.Background()
-	first, err := e.Alloc(ctx, Request{Switchboard: "edge", From: SideA, SDP: offer})
+	first, err := e.Alloc(ctx, Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Audio moves port, the second video stream goes away, the first comes back.
 	re := "v=0\r\no=- 1 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 192.0.2.10\r\nt=0 0\r\n" +
 		"m=audio 4100 RTP/AVP 0\r\nm=video 4200 RTP/AVP 96\r\n"
-	res, err := e.Update(ctx, Request{From: SideA, SDP: re, Sessions: first.Sessions})
+	res, err := e.Update(ctx, Request{From: switchboard.SideA, SDP: re, Sessions: first.Sessions})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,13 +102,13 @@ func TestReinviteKeepsPortsAddsAndReleasesStreams(t *testing.T) {
 func TestHoldKeepsTheStreamAndTheHoldAddress(t *testing.T) {
 	e, m, _ := newEngine(t)
 	ctx := context.Background()
-	first, err := e.Alloc(ctx, Request{Switchboard: "edge", From: SideA, SDP: offer})
+	first, err := e.Alloc(ctx, Request{Switchboard: "edge", From: switchboard.SideA, SDP: offer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hold := "v=0\r\no=- 1 2 IN IP4 192.0.2.10\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n" +
 		"m=audio 4000 RTP/AVP 0\r\na=sendonly\r\nm=video 0 RTP/AVP 96\r\nm=video 4002 RTP/AVP 96\r\na=inactive\r\n"
-	res, err := e.Update(ctx, Request{From: SideA, SDP: hold, Sessions: first.Sessions})
+	res, err := e.Update(ctx, Request{From: switchboard.SideA, SDP: hold, Sessions: first.Sessions})
 	if err != nil {
 		t.Fatal(err)
 	}

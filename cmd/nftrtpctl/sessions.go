@@ -250,7 +250,7 @@ func (f *sdpFlags) register(c *cobra.Command) {
 }
 
 func (f *sdpFlags) request(stdin io.Reader) (sdprelay.Request, error) {
-	r := sdprelay.Request{From: sdprelay.Side(f.from), ReplaceOrigin: f.replaceOrigin, RemoveICE: f.noICE}
+	r := sdprelay.Request{From: switchboard.Side(f.from), ReplaceOrigin: f.replaceOrigin, RemoveICE: f.noICE}
 	if f.source != "" {
 		var err error
 		if r.Source, err = netip.ParseAddr(f.source); err != nil {
