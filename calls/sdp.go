@@ -5,86 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
-	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
-
-// Sessions is what calls needs from the session manager.
-type Sessions interface {
-	Get(id string) (*switchboard.Session, error)
-	Delete(ctx context.Context, id string) error
-	Show(ctx context.Context, id string) (*switchboard.Details, error)
-	List() []*switchboard.Session
-}
-
-// SDP allocates and updates sessions from SDP.
-type SDP interface {
-	Alloc(ctx context.Context, r sdprelay.Request) (*sdprelay.Result, error)
-	Update(ctx context.Context, r sdprelay.Request) (*sdprelay.Result, error)
-}
-
-// Errors callers branch on.
-var (
-	// ErrUnknownCall: no call has the Call-ID (or no dialog matches the tags).
-	ErrUnknownCall = errors.New("unknown call")
-	// ErrNoRoute: the direction names no switchboard and none is the default.
-	ErrNoRoute = errors.New("no switchboard for the direction")
-)
-
-// Labels stored on sessions.
-const (
-	// labelOwner marks the sessions of this call table, so that Restore
-	// leaves other front ends' sessions (which may carry a call-id too) alone.
-	labelOwner       = "owner"
-	ownerCalls       = "calls"
-	labelCall        = "call-id"
-	labelBranch      = "branch"
-	labelOfferer     = "offerer-tag"
-	labelOffererSide = "offerer-side"
-	labelAnswerer    = "answerer-tag"
-	labelMedia       = sdprelay.LabelMedia
-)
-
-// Calls is the call table. It is safe for concurrent use; requests are
-// serialised.
-type Calls struct {
-	sessions Sessions
-	sdp      SDP
-	boards   []*switchboard.Switchboard
-	def      string
-	now      func() time.Time
-
-	mu    sync.Mutex
-	calls map[string]*call
-}
-
-type call struct {
-	id      string
-	created time.Time
-	dialogs []*dialog
-}
-
-type dialog struct {
-	branch      string
-	switchboard string
-	offerer     string
-	offererSide switchboard.Side
-	answerer    string
-	sessions    []string
-	answered    bool
-	lastSignal  time.Time
-}
-
-// New returns the call table over sessions and sdp, routing requests without
-// a direction to the switchboard named def. Call Restore before use.
-func New(sessions Sessions, sdp SDP, boards []*switchboard.Switchboard, def string) *Calls {
-	return &Calls{sessions: sessions, sdp: sdp, boards: boards, def: def, now: time.Now, calls: map[string]*call{}}
-}
 
 // Request is an offer or answer.
 type Request struct {
@@ -108,38 +33,19 @@ type Request struct {
 	RemoveICE     bool
 }
 
-// route finds the switchboard and the side an SDP from Direction[0] enters.
-func (c *Calls) route(dir [2]string) (string, switchboard.Side, error) {
-	if dir[0] == "" && dir[1] == "" {
-		if c.def == "" {
-			return "", "", fmt.Errorf("%w: no direction given and no default-switchboard configured", ErrNoRoute)
-		}
-		return c.def, switchboard.SideA, nil
-	}
-	for _, sb := range c.boards {
-		switch {
-		case sb.A.Name == dir[0] && sb.B.Name == dir[1]:
-			return sb.Name, switchboard.SideA, nil
-		case sb.B.Name == dir[0] && sb.A.Name == dir[1]:
-			return sb.Name, switchboard.SideB, nil
-		}
-	}
-	return "", "", fmt.Errorf("%w: no switchboard has gates %q and %q", ErrNoRoute, dir[0], dir[1])
-}
-
 func other(s switchboard.Side) switchboard.Side { return s.Other() }
 
 // Offer applies an SDP offer and returns it rewritten for the other party.
 func (c *Calls) Offer(ctx context.Context, r Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl := c.calls[r.CallID]
+	cl := c.calls[key{NG, r.CallID}]
 	if cl != nil {
 		if d, side := cl.party(r.FromTag, r.ViaBranch); d != nil {
 			return c.update(ctx, cl, d, side, r)
 		}
 	}
-	sb, side, err := c.route(r.Direction)
+	sb, side, err := c.routeSDP(r.Direction)
 	if err != nil {
 		return "", err
 	}
@@ -154,39 +60,10 @@ func (c *Calls) Offer(ctx context.Context, r Request) (string, error) {
 	if !d.live() {
 		return res.SDP, nil // every stream rejected: nothing to remember
 	}
-	if cl == nil {
-		cl = &call{id: r.CallID, created: c.now()}
-		c.calls[r.CallID] = cl
-	}
+	cl = c.callOf(key{NG, r.CallID})
 	cl.dialogs = append(cl.dialogs, d)
+	c.add(cl)
 	return res.SDP, nil
-}
-
-// live reports whether any stream of d has a session.
-func (d *dialog) live() bool {
-	for _, id := range d.sessions {
-		if id != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// streams counts the sessions of cl's dialogs other than except; a nil cl
-// has none.
-func (cl *call) streams(except *dialog) int {
-	if cl == nil {
-		return 0
-	}
-	n := 0
-	for _, d := range cl.dialogs {
-		for _, id := range d.sessions {
-			if d != except && id != "" {
-				n++
-			}
-		}
-	}
-	return n
 }
 
 // party finds the dialog of a signalling party and the side its SDP comes
@@ -210,8 +87,7 @@ func (cl *call) party(tag, branch string) (*dialog, switchboard.Side) {
 func (c *Calls) request(r Request, d *dialog, from switchboard.Side, sb string, ringing bool) sdprelay.Request {
 	return sdprelay.Request{Switchboard: sb, From: from, SDP: r.SDP, Sessions: d.sessions, Ringing: ringing,
 		Source: r.Source, Signalling: r.Signalling, Strict: r.Strict, ReplaceOrigin: r.ReplaceOrigin, RemoveICE: r.RemoveICE,
-		Labels: map[string]string{labelOwner: ownerCalls, labelCall: r.CallID, labelBranch: d.branch, labelOfferer: d.offerer,
-			labelOffererSide: string(d.offererSide), labelAnswerer: d.answerer}}
+		Labels: d.labels(key{NG, r.CallID}, 0)} // sdprelay sets each stream's media index
 }
 
 func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from switchboard.Side, r Request) (string, error) {
@@ -226,27 +102,11 @@ func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from switchboar
 	return res.SDP, nil
 }
 
-// dropDead forgets the dialogs of cl without a session, and cl when none is
-// left. Called with c.mu held.
-func (c *Calls) dropDead(cl *call) {
-	keep := cl.dialogs[:0]
-	for _, d := range cl.dialogs {
-		if d.live() {
-			keep = append(keep, d)
-		}
-	}
-	clear(cl.dialogs[len(keep):])
-	cl.dialogs = keep
-	if len(keep) == 0 {
-		delete(c.calls, cl.id)
-	}
-}
-
 // Answer applies an SDP answer; the first answer of a dialog ends ringing.
 func (c *Calls) Answer(ctx context.Context, r Request) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl := c.calls[r.CallID]
+	cl := c.calls[key{NG, r.CallID}]
 	if cl == nil {
 		return "", fmt.Errorf("call %q: %w", r.CallID, ErrUnknownCall)
 	}
@@ -294,7 +154,7 @@ func (cl *call) answering(fromTag, toTag, branch string) *dialog {
 func (c *Calls) Delete(ctx context.Context, callID, fromTag, toTag, viaBranch string) (found bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl := c.calls[callID]
+	cl := c.calls[key{NG, callID}]
 	if cl == nil {
 		return false, nil
 	}
@@ -305,45 +165,15 @@ func (c *Calls) Delete(ctx context.Context, callID, fromTag, toTag, viaBranch st
 			keep = append(keep, d)
 			continue
 		}
-		for _, id := range d.sessions {
-			if id == "" {
-				continue
-			}
-			if err := c.sessions.Delete(ctx, id); err != nil && !errors.Is(err, switchboard.ErrNotFound) {
-				errs = append(errs, err)
-			}
+		if err := c.deleteSessions(ctx, d); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	cl.dialogs = keep
 	if len(keep) == 0 {
-		delete(c.calls, callID)
+		delete(c.calls, cl.key)
 	}
 	return true, errors.Join(errs...)
-}
-
-// SessionEnded forgets the stream of an ended session, whatever ended it
-// (a ringing or media timeout, another front end, a takeover), and its
-// call when no stream is left. Feed it every end (switchboard.Subscription's
-// Each), subscribing before Restore so that no end falls between the two.
-func (c *Calls) SessionEnded(e switchboard.Ended) {
-	s := e.Session
-	if s.Labels[labelOwner] != ownerCalls {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl := c.calls[s.Labels[labelCall]]
-	if cl == nil {
-		return
-	}
-	for _, d := range cl.dialogs {
-		for i, id := range d.sessions {
-			if id == s.ID {
-				d.sessions[i] = ""
-			}
-		}
-	}
-	c.dropDead(cl)
 }
 
 // StreamStats are the counters of one stream (session) of a call.
@@ -376,7 +206,7 @@ type Stats struct {
 // Query returns the counters of every stream of a call.
 func (c *Calls) Query(ctx context.Context, callID string) (*Stats, error) {
 	c.mu.Lock()
-	cl := c.calls[callID]
+	cl := c.calls[key{NG, callID}]
 	if cl == nil {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("call %q: %w", callID, ErrUnknownCall)
@@ -435,81 +265,3 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// List returns the Call-IDs, oldest first, at most limit (0: all).
-func (c *Calls) List(limit int) []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	all := make([]*call, 0, len(c.calls))
-	for _, cl := range c.calls {
-		all = append(all, cl)
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].created.Before(all[j].created) })
-	var ids []string
-	for _, cl := range all {
-		if limit > 0 && len(ids) == limit {
-			break
-		}
-		ids = append(ids, cl.id)
-	}
-	return ids
-}
-
-// Count returns the number of calls and of their sessions.
-func (c *Calls) Count() (calls, sessions int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, cl := range c.calls {
-		for _, d := range cl.dialogs {
-			for _, id := range d.sessions {
-				if id != "" {
-					sessions++
-				}
-			}
-		}
-	}
-	return len(c.calls), sessions
-}
-
-// Restore rebuilds the call table from the labels of the existing sessions
-// (after a restart). Sessions this table did not create are left alone.
-func (c *Calls) Restore() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, s := range c.sessions.List() {
-		id := s.Labels[labelCall]
-		if id == "" || s.Labels[labelOwner] != ownerCalls {
-			continue
-		}
-		cl := c.calls[id]
-		if cl == nil {
-			cl = &call{id: id, created: s.Created}
-			c.calls[id] = cl
-		}
-		d := cl.dialogOf(s)
-		m, err := strconv.Atoi(s.Labels[labelMedia])
-		if err != nil || m < 0 || m > 64 {
-			m = len(d.sessions)
-		}
-		for len(d.sessions) <= m {
-			d.sessions = append(d.sessions, "")
-		}
-		d.sessions[m] = s.ID
-		d.answered = d.answered || s.State == switchboard.Active
-		if s.Updated.After(d.lastSignal) {
-			d.lastSignal = s.Updated
-		}
-	}
-}
-
-func (cl *call) dialogOf(s *switchboard.Session) *dialog {
-	b := s.Labels[labelBranch]
-	for _, d := range cl.dialogs {
-		if d.branch == b {
-			return d
-		}
-	}
-	d := &dialog{branch: b, switchboard: s.Switchboard, offerer: s.Labels[labelOfferer],
-		offererSide: switchboard.Side(s.Labels[labelOffererSide]), answerer: s.Labels[labelAnswerer]}
-	cl.dialogs = append(cl.dialogs, d)
-	return d
-}
