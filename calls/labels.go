@@ -23,6 +23,13 @@ const (
 	labelMedia       = sdprelay.LabelMedia // the stream's media index
 )
 
+// Labels of a stream's timeout notification (rtpproxy's notify_socket and
+// notify_tag), read by package notify when a timeout ends the session.
+const (
+	LabelNotifySocket = "rtpproxy-notify-socket"
+	LabelNotifyTag    = "rtpproxy-notify-tag"
+)
+
 // maxMedia bounds a restored media index (a label is untrusted input).
 const maxMedia = switchboard.MaxStreamsPerCall
 

@@ -9,8 +9,9 @@
 // socket without cookies, where a command ends at a newline or at the end
 // of a read (Kamailio sends one command per connection, without a
 // newline); see Listen. It is a thin adapter: it decodes a
-// command, calls the session manager through the Sessions interface and
-// encodes the result; it never touches the kernel.
+// command, calls the call layer (package calls, its per-stream entry
+// points) and encodes the result; it keeps no call table and never
+// touches the kernel.
 //
 // # Commands
 //
@@ -32,9 +33,12 @@
 // Kamailio's rtpproxy module sends the SIP message's source as ADDR unless
 // its "r" flag trusts the SDP, so a gate that learns only signalled
 // addresses learns a NAT'd party from its NAT (with "r", from the SDP's
-// address only). The mapping lives in session labels
-// (rtpproxy-call-id, rtpproxy-from-tag, rtpproxy-medianum, rtpproxy-side,
-// rtpproxy-to-tag), so Restore rebuilds it after a restart.
+// address only). The call layer keeps the streams
+// in session labels (the creator's TAG;MEDIANUM as its offerer-tag), so
+// its Restore rebuilds them after a restart, those of versions that
+// labelled them rtpproxy-* too. Which stream the tags of a command name
+// (the medianum rules of rtpproxy's find_stream and
+// compare_session_tags) stays here.
 //
 // The bridge modifiers "E" (external) and "I" (internal) of U name the
 // network the offer comes from and the one it goes to. They select the

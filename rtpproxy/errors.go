@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -34,13 +35,6 @@ const (
 	codeRelay           = 72 // ECODE_LSTFAIL_2: the relay could not apply the change
 )
 
-var (
-	// errUnknownSession: no stream of the call has the tags.
-	errUnknownSession = errors.New("no such session")
-	// errNoRoute: no switchboard serves the direction and address family.
-	errNoRoute = errors.New("no switchboard for the direction")
-)
-
 // protoError is a command the protocol itself rejects, with its code.
 type protoError struct {
 	code int
@@ -61,9 +55,9 @@ func errorReply(err error) string {
 	switch {
 	case errors.As(err, &pe):
 		code = pe.code
-	case errors.Is(err, errUnknownSession), errors.Is(err, switchboard.ErrNotFound):
+	case errors.Is(err, calls.ErrUnknownCall), errors.Is(err, switchboard.ErrNotFound):
 		code = codeUnknownSession
-	case errors.Is(err, errNoRoute), errors.Is(err, switchboard.ErrUnknownSwitchboard):
+	case errors.Is(err, calls.ErrNoRoute), errors.Is(err, switchboard.ErrUnknownSwitchboard):
 		code = codeNoLocalAddr
 	case errors.Is(err, switchboard.ErrPortsExhausted), errors.Is(err, switchboard.ErrSessionLimit):
 		code = codePorts

@@ -3,6 +3,8 @@ package rtpproxy
 import (
 	"context"
 	"fmt"
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -76,14 +78,15 @@ func (r *rig) serve(spec string) {
 		r.t.Fatal(err)
 	}
 	r.sock = sock
-	r.srv = New(r.mgr, r.cfg.Switchboards, r.def, nil)
+	c := calls.New(r.mgr, sdprelay.New(r.mgr), r.cfg.Switchboards, r.def)
+	r.srv = New(c, r.cfg.Switchboards, nil)
 	ends := r.mgr.Subscribe() // as the daemon: before Restore
-	r.srv.Restore()
+	c.Restore()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	srv := r.srv // a restart test serves again, replacing r.srv
 	go func() { done <- srv.Run(ctx, sock) }()
-	go func() { done <- ends.Each(ctx, srv.SessionEnded) }()
+	go func() { done <- ends.Each(ctx, c.SessionEnded) }()
 	r.t.Cleanup(func() {
 		cancel()
 		for range 2 {
@@ -185,6 +188,17 @@ func TestHandshakeAnswersKamailiosProbes(t *testing.T) {
 
 const call = "1-4242@192.0.2.10"
 
+// The labels the call layer records a stream in, and its sides.
+const (
+	labelCall = "call-id"
+	labelTo   = "answerer-tag"
+	labelSide = "offerer-side"
+	sideA     = switchboard.SideA
+	sideB     = switchboard.SideB
+)
+
+type side = switchboard.Side
+
 // The call of the integration test: offer from the caller (external),
 // answer from the callee (internal), hold and unhold re-INVITEs, BYE.
 func TestOfferAnswerHoldAndByeDriveOneSession(t *testing.T) {
@@ -276,7 +290,7 @@ func TestBridgeModifiersSelectTheGates(t *testing.T) {
 				peer = s.B.Signalled.RTP
 			}
 			if s.Switchboard != tc.switchboard || s.Labels[labelSide] != string(tc.creator) || peer.Addr().String() != addr {
-				t.Fatalf("session on %s, creator side %s with %s; want %s, %c with %s",
+				t.Fatalf("session on %s, creator side %s with %s; want %s, %s with %s",
 					s.Switchboard, s.Labels[labelSide], peer, tc.switchboard, tc.creator, addr)
 			}
 		})
@@ -345,11 +359,7 @@ func TestACallWhoseStreamsEndedLeavesTheTable(t *testing.T) {
 	r := newRig(t, "udp:127.0.0.1:0", "edge")
 	r.expect("UEI "+call+" 192.0.2.10 6000 alice;1", "30000 10.0.0.1")
 	r.expect("UEI "+call+" 192.0.2.10 6002 alice;2", "30002 10.0.0.1")
-	calls := func() (n, streams int) {
-		r.srv.mu.Lock()
-		defer r.srv.mu.Unlock()
-		return len(r.srv.calls), len(r.srv.calls[call])
-	}
+	count := func() (n, streams int) { return r.srv.calls.CountOf(calls.RTPProxy) }
 	for i, s := range r.mgr.List() {
 		if err := r.mgr.Delete(context.Background(), s.ID); err != nil {
 			t.Fatal(err)
@@ -359,7 +369,7 @@ func TestACallWhoseStreamsEndedLeavesTheTable(t *testing.T) {
 			wantCalls, wantStreams = 0, 0
 		}
 		deadline := time.Now().Add(time.Second)
-		for n, st := calls(); n != wantCalls || st != wantStreams; n, st = calls() {
+		for n, st := count(); n != wantCalls || st != wantStreams; n, st = count() {
 			if time.Now().After(deadline) {
 				t.Fatalf("after %d ended streams: %d calls, %d streams; want %d, %d", i+1, n, st, wantCalls, wantStreams)
 			}
@@ -383,7 +393,7 @@ func TestDefaultSwitchboardTakesGateAAsExternal(t *testing.T) {
 		{"edge", "EI6", "E36"},
 		{"", "EI", "E36"},
 	} {
-		srv := New(mgr, cfg.Switchboards, tc.def, nil)
+		srv := New(calls.New(mgr, sdprelay.New(mgr), cfg.Switchboards, tc.def), cfg.Switchboards, nil)
 		line := fmt.Sprintf("U%s call-%s%s 192.0.2.10 6000 alice;1", tc.mods, tc.def, tc.mods)
 		if strings.Contains(tc.mods, "6") {
 			line = strings.Replace(line, "192.0.2.10", "2001:db8::10", 1)
@@ -582,7 +592,7 @@ func FuzzDatagram(f *testing.F) {
 	}
 	cfg := switchboardtest.Config(f, "30000-30009", moreBoards)
 	mgr, mem := switchboardtest.Manager(f, cfg)
-	srv := New(mgr, cfg.Switchboards, "edge", nil)
+	srv := New(calls.New(mgr, sdprelay.New(mgr), cfg.Switchboards, "edge"), cfg.Switchboards, nil)
 	cache := newReplyCache(time.Now, 0)
 	from := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}
 	f.Fuzz(func(t *testing.T, d string) {

@@ -261,11 +261,8 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		if err != nil {
 			return fmt.Errorf("control %w", err)
 		}
-		srv := rtpproxy.New(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard, d.log.With("frontend", "rtpproxy"))
+		srv := rtpproxy.New(d.calls, d.cfg.Switchboards, d.log.With("frontend", "rtpproxy"))
 		srv.Observe = d.met.Observe("rtpproxy")
-		ends := d.mgr.Subscribe()
-		srv.Restore()
-		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
 		g.Go(func() error { return srv.Run(ctx, sock) })
 		d.log.Info("serving rtpproxy protocol", "rtpproxy", sock.Addr().String())
 	}
