@@ -264,4 +264,3 @@ func later(a, b time.Time) time.Time {
 	}
 	return a
 }
-

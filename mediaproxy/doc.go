@@ -44,8 +44,12 @@
 // (or on a 200 OK without SDP); port 0 ends a stream, a stream missing from
 // a later SDP ends too, a=sendonly, a=inactive or 0.0.0.0 mark it held (the
 // media timeout spares it). remove ends every stream of the call. The gates
-// learn the peers' real sources as for every session. Sessions carry the
-// call in their labels (Label*), so the table is rebuilt after a restart.
+// learn the peers' real sources as for every session. The front end keeps
+// no call table: it decodes a request, hands its streams to the call
+// layer (package calls, ListUpdate and ListRemove) and encodes the
+// placement. The call layer carries the call in session labels (those of
+// versions that labelled them mediaproxy-* too), so its Restore rebuilds
+// the calls after a restart.
 //
 // One call through Kamailio 5.6.3 with use_media_proxy()
 // (examples/kamailio/mediaproxy.cfg, integration test

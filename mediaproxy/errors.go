@@ -10,5 +10,4 @@ var (
 	errUnknownCommand = errors.New("unknown command")
 	errMissing        = errors.New("missing header")
 	errSyntax         = errors.New("syntax error")
-	errUnknownCall    = errors.New("unknown call")
 )

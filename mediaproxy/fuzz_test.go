@@ -17,11 +17,11 @@ func FuzzRequest(f *testing.F) {
 	}
 	cfg := switchboardtest.Config(f, "30000-30011", "")
 	m, mem := switchboardtest.Manager(f, cfg)
-	srv, err := NewServer(m, cfg.Switchboards, "edge", Options{})
+	srv, err := NewServer(newCalls(m, cfg.Switchboards, "edge"), cfg.Switchboards, "edge", Options{})
 	if err != nil {
 		f.Fatal(err)
 	}
-	srv.calls.route = labRoute
+	srv.route = labRoute
 	f.Fuzz(func(t *testing.T, b []byte) {
 		before := switchboardtest.Snapshot(t, m, mem)
 		reply := srv.handle(context.Background(), b)

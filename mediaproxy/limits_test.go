@@ -40,11 +40,11 @@ func TestAcceptErrorsPauseTheServerButNeverStopIt(t *testing.T) {
 	h := &harness{cfg: switchboardtest.Config(t, "30000-30011", "")}
 	h.m, h.mem = switchboardtest.Manager(t, h.cfg)
 	h.path = filepath.Join(t.TempDir(), "dispatcher.sock")
-	srv, err := NewServer(h.m, h.cfg.Switchboards, "edge", Options{})
+	srv, err := NewServer(newCalls(h.m, h.cfg.Switchboards, "edge"), h.cfg.Switchboards, "edge", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.calls.route = labRoute
+	srv.route = labRoute
 	l, err := Listen(h.path, "")
 	if err != nil {
 		t.Fatal(err)

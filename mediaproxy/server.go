@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -31,24 +33,26 @@ type Options struct {
 
 // Server answers Kamailio's mediaproxy module as its dispatcher.
 type Server struct {
-	calls *calls
+	calls *calls.Calls
 	log   *slog.Logger
 	obs   func(command string, err error, took time.Duration)
+	// route returns the local address the kernel sends from to reach dst;
+	// a test seam.
+	route func(dst netip.Addr) (netip.Addr, error)
 }
 
-// NewServer returns a server over sessions that places new calls on the
-// switchboard with a gate towards the caller's signalling address, the
-// switchboard named def first (and def, or the only switchboard, when none
-// has). It rebuilds its table of calls from the sessions' labels.
-func NewServer(sessions Sessions, boards []*switchboard.Switchboard, def string, opts Options) (*Server, error) {
+// NewServer returns a server over the call table c, which places new
+// calls on the switchboard with a gate towards the caller's signalling
+// address, the switchboard named def first (and def, or the only
+// switchboard of boards, when none has).
+func NewServer(c *calls.Calls, boards []*switchboard.Switchboard, def string, opts Options) (*Server, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c, err := newCalls(sessions, boards, def, opts.Logger)
-	if err != nil {
+	if err := checkDefault(boards, def); err != nil {
 		return nil, err
 	}
-	return &Server{calls: c, log: opts.Logger, obs: opts.Observe}, nil
+	return &Server{calls: c, log: opts.Logger, obs: opts.Observe, route: kernelRoute}, nil
 }
 
 // Listen opens the dispatcher's unix stream socket at path: it creates the
@@ -126,11 +130,6 @@ func (s *Server) Run(ctx context.Context, l net.Listener) error {
 	}
 }
 
-// SessionEnded forgets the stream of an ended session, and its call when
-// no stream is left (a ringing or media timeout ends calls that never see
-// a remove). Feed it every end (switchboard.Subscription's Each).
-func (s *Server) SessionEnded(e switchboard.Ended) { s.calls.ended(e.Session) }
-
 // serveConn answers the requests of one connection in order. Kamailio keeps
 // one connection per process and waits for each reply.
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
@@ -196,17 +195,19 @@ func (s *Server) execute(ctx context.Context, req *Request) (string, error) {
 	switch req.Command {
 	case CmdUpdate:
 		u := req.Update
-		p, err := s.calls.update(ctx, u)
+		p, err := s.calls.ListUpdate(ctx, s.listUpdate(u))
 		if err != nil {
 			s.log.Warn("mediaproxy: update failed", "call_id", u.CallID, "type", u.Type, "err", err)
 		}
 		return reply(p, err), err
 	default:
-		err := s.calls.remove(ctx, req.Remove)
+		r := req.Remove
+		err := s.calls.ListRemove(ctx, r.CallID, r.FromTag, r.ToTag)
 		if err != nil {
 			s.log.Info("mediaproxy: remove failed", "call_id", req.Remove.CallID, "err", err)
 			return reply(nil, err), err
 		}
+		s.log.Info("mediaproxy: call removed", "call_id", r.CallID, "from_tag", r.FromTag)
 		return "removed", nil
 	}
 }
@@ -215,13 +216,13 @@ func (s *Server) execute(ctx context.Context, req *Request) (string, error) {
 // (the module then leaves the SDP alone and its function returns -1). A
 // placement is "<relay address> <port> ..." with a port per stream of the
 // update, in order.
-func reply(p *placed, err error) string {
+func reply(p *calls.Placement, err error) string {
 	if err != nil {
 		return "error"
 	}
-	f := make([]string, 0, 1+len(p.ports))
-	f = append(f, p.addr.String())
-	for _, port := range p.ports {
+	f := make([]string, 0, 1+len(p.Ports))
+	f = append(f, p.Addr.String())
+	for _, port := range p.Ports {
 		f = append(f, strconv.Itoa(int(port)))
 	}
 	return strings.Join(f, " ")

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"net"
 	"net/netip"
 	"os"
@@ -41,6 +43,18 @@ func labRoute(dst netip.Addr) (netip.Addr, error) {
 	return netip.Addr{}, errors.New("network unreachable")
 }
 
+// newCalls returns the call table over m, restored as the daemon does.
+func newCalls(m *switchboard.Manager, boards []*switchboard.Switchboard, def string) *calls.Calls {
+	c := calls.New(m, sdprelay.New(m), boards, def)
+	c.Restore()
+	return c
+}
+
+func countCalls(srv *Server) int {
+	n, _ := srv.calls.CountOf(calls.MediaProxy)
+	return n
+}
+
 func newHarness(t *testing.T, ports string) *harness {
 	t.Helper()
 	h := &harness{cfg: switchboardtest.Config(t, ports, "")}
@@ -53,11 +67,11 @@ func newHarness(t *testing.T, ports string) *harness {
 // serve starts a server over h.m on h.path and connects to it.
 func (h *harness) serve(t *testing.T) {
 	t.Helper()
-	srv, err := NewServer(h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard, Options{})
+	srv, err := NewServer(newCalls(h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard), h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.calls.route = labRoute
+	srv.route = labRoute
 	l, err := Listen(h.path, "")
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +202,7 @@ func TestStreamsAreAddedRejectedAndDropped(t *testing.T) {
 		t.Fatalf("offer of two streams: %q", got)
 	}
 	for _, s := range h.m.List() {
-		if s.Labels[LabelDialogID] != "3:1887" {
+		if s.Labels["dialog-id"] != "3:1887" {
 			t.Errorf("session %s labels %v, want the dialog id", s.ID, s.Labels)
 		}
 	}
@@ -330,14 +344,14 @@ func writeFile(p string) error { return os.WriteFile(p, []byte("x"), 0o600) }
 
 func TestCallsWhoseSessionsEndedLeaveTheTable(t *testing.T) {
 	h := newHarness(t, "30000-30011")
-	srv, err := NewServer(h.m, h.cfg.Switchboards, "edge", Options{})
+	srv, err := NewServer(newCalls(h.m, h.cfg.Switchboards, "edge"), h.cfg.Switchboards, "edge", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.calls.route = labRoute
+	srv.route = labRoute
 	r, _ := Parse([]byte(moduleEngaged))
 	ctx := context.Background()
-	if _, err := srv.calls.update(ctx, r.Update); err != nil {
+	if _, err := srv.calls.ListUpdate(ctx, srv.listUpdate(r.Update)); err != nil {
 		t.Fatal(err)
 	}
 	ss := h.m.List()
@@ -349,20 +363,20 @@ func TestCallsWhoseSessionsEndedLeaveTheTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv.SessionEnded(e)
+		srv.calls.SessionEnded(e)
 	}
 	if err := h.m.Delete(ctx, ss[1].ID); err != nil { // the ringing timeout of one stream
 		t.Fatal(err)
 	}
 	next()
-	if n := len(srv.calls.calls); n != 1 {
+	if n := countCalls(srv); n != 1 {
 		t.Fatalf("%d calls after one of two streams ended, want 1", n)
 	}
 	if err := h.m.Delete(ctx, ss[0].ID); err != nil {
 		t.Fatal(err)
 	}
 	next()
-	if n := len(srv.calls.calls); n != 0 {
+	if n := countCalls(srv); n != 0 {
 		t.Errorf("%d calls after all streams ended, want 0", n)
 	}
 }

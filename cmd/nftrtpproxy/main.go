@@ -286,14 +286,11 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		d.log.Info("serving lrkproxy protocol", "lrkproxy", conn.LocalAddr().String())
 	}
 	if path := d.cfg.Control.MediaProxy; path != "" {
-		ends := d.mgr.Subscribe() // before NewServer restores its table
-		srv, err := mediaproxy.NewServer(d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
+		srv, err := mediaproxy.NewServer(d.calls, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
 			mediaproxy.Options{Logger: d.log.With("frontend", "mediaproxy"), Observe: d.met.Observe("mediaproxy")})
 		if err != nil {
-			ends.Close()
 			return fmt.Errorf("control %w", err)
 		}
-		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
 		l, err := mediaproxy.Listen(path, ctl.SocketGroup)
 		if err != nil {
 			return fmt.Errorf("control %w", err)
