@@ -34,8 +34,10 @@
 // newest call at a free step, so a restarted Kamailio does not start over
 // the ports of running calls.
 //
-// A call is one session labelled with its Call-ID (LabelCallID), so the
-// table survives restarts. S again with the same ports updates the peers;
+// A call is one session in the call layer's table (package calls, SetPair
+// and DeletePair), which labels it with its Call-ID so that it survives
+// restarts (sessions labelled lrkproxy-call-id by earlier versions too);
+// this package keeps no call table, only the module's layout. S again with the same ports updates the peers;
 // S with new ports (Kamailio 5.6 takes new ones for a re-INVITE) moves the
 // call and ends the old session. D (sent by Kamailio 5.7 and later on BYE
 // and CANCEL) ends the call's session; Kamailio 5.6's module has no D at

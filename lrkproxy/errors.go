@@ -14,5 +14,4 @@ var (
 	errNoCallID       = errors.New("no call-id")
 	errNotGates       = errors.New("relay addresses are not the switchboard's gates")
 	errNoPorts        = errors.New("relay ports missing")
-	errLiveHolder     = errors.New("port pair held by a call that may be going on")
 )

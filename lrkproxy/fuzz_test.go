@@ -26,7 +26,7 @@ func FuzzRequest(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { pc.Close() })
-	srv, err := NewServer(pc, m, cfg.Switchboards, "edge", Options{})
+	srv, err := NewServer(pc, newCalls(m, cfg.Switchboards, "edge"), m, cfg.Switchboards, "edge", Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

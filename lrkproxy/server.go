@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -31,17 +32,17 @@ type Options struct {
 // Server answers the lrkproxy module on a packet socket.
 type Server struct {
 	conn  net.PacketConn
-	table *mappings
+	table *layout
 	log   *slog.Logger
 	cache *replyCache
 	sem   chan struct{}
 	obs   func(command string, err error, took time.Duration)
 }
 
-// NewServer returns a server on conn that installs calls on the switchboard
-// named def (or the only one of boards when def is empty), and rebuilds its
-// table of calls from the sessions' labels.
-func NewServer(conn net.PacketConn, sessions Sessions, boards []*switchboard.Switchboard, def string, opts Options) (*Server, error) {
+// NewServer returns a server on conn that installs calls in the call table
+// c, on the switchboard named def (or the only one of boards when def is
+// empty); sessions tells G which ports are in use.
+func NewServer(conn net.PacketConn, c *calls.Calls, sessions Sessions, boards []*switchboard.Switchboard, def string, opts Options) (*Server, error) {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = time.Minute
 	}
@@ -58,7 +59,7 @@ func NewServer(conn net.PacketConn, sessions Sessions, boards []*switchboard.Swi
 	if err != nil {
 		return nil, err
 	}
-	t, err := newMappings(sessions, sb, opts.Logger)
+	t, err := newLayout(c, sessions, sb)
 	if err != nil {
 		return nil, err
 	}
@@ -126,10 +127,6 @@ func (s *Server) expireLoop(ctx context.Context) {
 	}
 }
 
-// SessionEnded forgets the call of an ended session, which Kamailio 5.6
-// never ends with a D. Feed it every end (switchboard.Subscription's Each).
-func (s *Server) SessionEnded(e switchboard.Ended) { s.table.ended(e.Session) }
-
 // serve answers one datagram, from the cache when it is a retransmission.
 func (s *Server) serve(ctx context.Context, msg []byte, from net.Addr) {
 	req, err := Parse(msg)
@@ -179,15 +176,39 @@ func (s *Server) handle(ctx context.Context, req *Request, err error) []byte {
 		case CmdConfig:
 			cfg = s.table.config()
 		case CmdSet:
-			err = s.table.set(ctx, req.Mapping)
+			err = s.set(ctx, req.Mapping)
 		case CmdDelete:
-			err = s.table.del(ctx, req.Mapping)
+			err = s.del(ctx, req.Mapping)
 		}
 	}
 	if err != nil {
 		s.log.Warn("lrkproxy: request failed", "command", string(req.Command), "call_id", req.Mapping.CallID, "err", err)
 	}
 	return reply(req, cfg, err)
+}
+
+// set installs the call of S (layout.set) and logs what it did.
+func (s *Server) set(ctx context.Context, m Mapping) error {
+	res, err := s.table.set(ctx, m)
+	if err != nil {
+		return err
+	}
+	if len(res.Ended) > 0 {
+		s.log.Info("lrkproxy: call removed", "session", res.Ended, "why", "its ports were given to call "+m.CallID)
+	}
+	s.log.Info("lrkproxy: call installed", "call_id", m.CallID, "session", res.Session.ID,
+		"gate_a", res.Session.GateA, "gate_b", res.Session.GateB)
+	return nil
+}
+
+// del applies D: the call's session ends. An unknown Call-ID is not an
+// error (D is repeated for every hangup and CANCEL).
+func (s *Server) del(ctx context.Context, m Mapping) error {
+	found, err := s.table.calls.DeletePair(ctx, m.CallID)
+	if found && err == nil {
+		s.log.Info("lrkproxy: call removed", "call_id", m.CallID, "why", "D")
+	}
+	return err
 }
 
 // reply encodes the answer the module checks to the byte (send_lrkp_command

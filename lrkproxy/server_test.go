@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
+	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"net"
 	"strings"
 	"testing"
@@ -25,6 +27,13 @@ type harness struct {
 	srv *Server
 }
 
+// newCalls returns the call table over m, restored as the daemon does.
+func newCalls(m *switchboard.Manager, boards []*switchboard.Switchboard, def string) *calls.Calls {
+	c := calls.New(m, sdprelay.New(m), boards, def)
+	c.Restore()
+	return c
+}
+
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{cfg: switchboardtest.Config(t, "30000-30011", "")}
@@ -40,7 +49,7 @@ func (h *harness) serve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(pc, h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard, Options{})
+	srv, err := NewServer(pc, newCalls(h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard), h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +186,7 @@ func TestSetInstallsTheModulesPortsAndPeers(t *testing.T) {
 	}
 	s := ss[0]
 	want := []string{"192.0.2.1:30002", "10.0.0.1:30000", "192.0.2.10:6000", "10.0.0.10:6000", "1-4711@192.0.2.10", "active"}
-	got := []string{s.GateA.String(), s.GateB.String(), s.A.Signalled.RTP.String(), s.B.Signalled.RTP.String(), s.Labels[LabelCallID], string(s.State)}
+	got := []string{s.GateA.String(), s.GateB.String(), s.A.Signalled.RTP.String(), s.B.Signalled.RTP.String(), s.Labels["call-id"], string(s.State)}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("gate-a, gate-b, a peer, b peer, call-id, state: %v\nwant %v", got, want)
 	}
@@ -308,7 +317,7 @@ func TestTheCounterWrappingOntoAnEndedCallTakesItsPorts(t *testing.T) {
 	h.srv.table.mu.Unlock()
 	h.exchange(t, set("1_1", "new", "192.0.2.11:6000", "10.0.0.11:6000", 30000))
 	ss := h.sessions(t)
-	if len(ss) != 1 || ss[0].Labels[LabelCallID] != "new" {
+	if len(ss) != 1 || ss[0].Labels["call-id"] != "new" {
 		t.Fatalf("sessions %v, want only the new call's", ss)
 	}
 	// D of the old call must not end the new one on the same ports.
@@ -327,7 +336,7 @@ func TestACallAnsweredJustNowKeepsItsPorts(t *testing.T) {
 	if got := h.exchange(t, set("1_1", "second", "192.0.2.11:6000", "10.0.0.11:6000", 30000)); !bytes.HasSuffix(got, []byte("ER")) {
 		t.Errorf("reply %q, want ER", got)
 	}
-	if ss := h.sessions(t); len(ss) != 1 || ss[0].Labels[LabelCallID] != "first" {
+	if ss := h.sessions(t); len(ss) != 1 || ss[0].Labels["call-id"] != "first" {
 		t.Errorf("sessions %v, want the first call's only", ss)
 	}
 }
@@ -383,7 +392,7 @@ gate-b = { address = "2001:db8::2", ports = "40000-40011" }`, "v6"},
 				t.Fatal(err)
 			}
 			defer pc.Close()
-			if _, err := NewServer(pc, m, cfg.Switchboards, c.def, Options{}); err == nil {
+			if _, err := NewServer(pc, newCalls(m, cfg.Switchboards, c.def), m, cfg.Switchboards, c.def, Options{}); err == nil {
 				t.Error("NewServer accepted it")
 			}
 		})
@@ -397,13 +406,13 @@ func TestCallsWhoseSessionTimedOutLeaveTheTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	srv, err := NewServer(pc, h.m, h.cfg.Switchboards, "edge", Options{})
+	srv, err := NewServer(pc, newCalls(h.m, h.cfg.Switchboards, "edge"), h.m, h.cfg.Switchboards, "edge", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	r, _ := Parse([]byte(moduleSet))
-	if err := srv.table.set(ctx, r.Mapping); err != nil {
+	if _, err := srv.table.set(ctx, r.Mapping); err != nil {
 		t.Fatal(err)
 	}
 	// The media timeout ends the session; Kamailio 5.6 sends no D.
@@ -416,9 +425,9 @@ func TestCallsWhoseSessionTimedOutLeaveTheTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.SessionEnded(e)
-	if n, g := len(srv.table.byCall), len(srv.table.byGate); n != 0 || g != 0 {
-		t.Errorf("%d calls and %d gate ports left in the table, want none", n, g)
+	srv.table.calls.SessionEnded(e)
+	if n, g := srv.table.calls.CountOf(calls.LRKProxy); n != 0 || g != 0 {
+		t.Errorf("%d calls and %d sessions left in the table, want none", n, g)
 	}
 }
 
@@ -430,7 +439,7 @@ func TestAPairHalfHeldByAGoingCallEndsNoCall(t *testing.T) {
 	h.exchange(t, set("1_0", "stale", "192.0.2.10:6000", "10.0.0.10:6000", 30000))
 	h.exchange(t, "1_1 S 192.0.2.12 10.0.0.1 192.0.2.1 10.0.0.12 6000 30004 30006 6000 60 going ")
 	for _, s := range h.sessions(t) {
-		if s.Labels[LabelCallID] == "going" {
+		if s.Labels["call-id"] == "going" {
 			h.mem.SetFlows(relay.Flow{Mark: relay.Mark(s.Index * 4)})
 		}
 	}

@@ -122,8 +122,9 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 	defer mgr.Close()
 	watchEnds := mgr.Subscribe() // metrics, end log, notifications (observe.go)
 	defer watchEnds.Close()
-	// The call tables hear of every session end; they subscribe before the
-	// restore so that no end falls between their restore and their reading.
+	// The call table (of every protocol) hears of every session end; it
+	// subscribes before the restore so that no end falls between its
+	// restore and its reading.
 	callEnds := mgr.Subscribe()
 	if err := mgr.Start(ctx); err != nil {
 		callEnds.Close()
@@ -271,17 +272,14 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 		if err != nil {
 			return fmt.Errorf("control lrkproxy: %w", err)
 		}
-		ends := d.mgr.Subscribe() // before NewServer restores its table
 		conn = ctlsock.PacketConn(conn, ctlsock.NewFilter("lrkproxy", ctl.Allow.LRKProxy, d.log))
-		srv, err := lrkproxy.NewServer(conn, d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
+		srv, err := lrkproxy.NewServer(conn, d.calls, d.mgr, d.cfg.Switchboards, d.cfg.Control.DefaultSwitchboard,
 			lrkproxy.Options{Logger: d.log.With("frontend", "lrkproxy"), CacheBytes: ctl.ReplyCacheBytes,
 				Observe: d.met.Observe("lrkproxy")})
 		if err != nil {
-			ends.Close()
 			conn.Close()
 			return fmt.Errorf("control %w", err)
 		}
-		g.Go(func() error { defer ends.Close(); return ends.Each(ctx, srv.SessionEnded) })
 		g.Go(func() error { return srv.Run(ctx) })
 		d.log.Info("serving lrkproxy protocol", "lrkproxy", conn.LocalAddr().String())
 	}
