@@ -15,8 +15,8 @@
 // Query take SDP offers and answers (ng); StreamOffer, StreamAnswer,
 // StreamDelete and StreamQuery a stream at a time (rtpproxy's U, L, D,
 // Q); SetPair and DeletePair fixed port pairs (lrkproxy's S and D);
-// Update and Remove mediaproxy's stream lists. The table, the labels, the
-// routing and the restore are the same for all.
+// ListUpdate and ListRemove mediaproxy's stream lists. The table, the
+// labels, the routing and the restore are the same for all.
 //
 // The mapping is kept in session labels (owner, call-id, branch,
 // offerer-tag, offerer-side, answerer-tag, dialog-id, m), so the table is

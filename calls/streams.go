@@ -236,7 +236,7 @@ func (c *Calls) streamReply(sess *switchboard.Session, sd switchboard.Side) *Str
 	if sd == switchboard.SideB {
 		g = sess.GateB
 	}
-	return &StreamReply{Session: sess, Gate: c.Advertised(sess.Switchboard, g)}
+	return &StreamReply{Session: sess, Gate: c.advertised(sess.Switchboard, g)}
 }
 
 // StreamDelete ends every stream of the call that named takes (rtpproxy's

@@ -121,9 +121,9 @@ func (c *Calls) board(name string) *switchboard.Switchboard {
 	return nil
 }
 
-// Advertised is where peers are told to send to reach gate g of switchboard
+// advertised is where peers are told to send to reach gate g of switchboard
 // sb: the gate's advertised address if it has one.
-func (c *Calls) Advertised(sb string, g netip.AddrPort) netip.AddrPort {
+func (c *Calls) advertised(sb string, g netip.AddrPort) netip.AddrPort {
 	return c.board(sb).Advertised(g)
 }
 
