@@ -19,8 +19,8 @@
 // labels, the routing and the restore are the same for all.
 //
 // The mapping is kept in session labels (owner, call-id, branch,
-// offerer-tag, offerer-side, answerer-tag, dialog-id, m), so the table is
-// rebuilt from the switchboard's journal after a restart. Restore also
+// offerer-tag, offerer-side, answerer-tag, dialog-id, medianum, m), so the
+// table is rebuilt from the switchboard's journal after a restart. Restore also
 // reads the labels the front ends wrote when each kept its own table
 // (owner "calls"; rtpproxy-*, lrkproxy-call-id, mediaproxy-*), so an
 // upgrade keeps the calls of the previous version.

@@ -2,6 +2,7 @@ package calls
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
@@ -20,7 +21,10 @@ const (
 	labelOffererSide = "offerer-side"
 	labelAnswerer    = "answerer-tag"
 	labelDialogID    = "dialog-id"
-	labelMedia       = sdprelay.LabelMedia // the stream's media index
+	// labelMedianum is the medianum of an rtpproxy stream's creator: its
+	// offerer-tag is the SIP tag alone, as for every protocol.
+	labelMedianum = "medianum"
+	labelMedia    = sdprelay.LabelMedia // the stream's media index
 )
 
 // Labels of a stream's timeout notification (rtpproxy's notify_socket and
@@ -47,6 +51,11 @@ func (d *dialog) labels(k key, media int) map[string]string {
 		labelOffererSide: string(d.offererSide), labelAnswerer: d.answerer, labelMedia: strconv.Itoa(media)}
 	if d.branch != "" {
 		l[labelBranch] = d.branch
+	}
+	if k.proto == RTPProxy {
+		if i := strings.LastIndexByte(d.offerer, ';'); i >= 0 {
+			l[labelOfferer], l[labelMedianum] = d.offerer[:i], d.offerer[i+1:]
+		}
 	}
 	if d.dialogID != "" {
 		l[labelDialogID] = d.dialogID
@@ -86,6 +95,9 @@ func current(s *switchboard.Session, p Protocol) (labels, bool) {
 		answerer: l[labelAnswerer], dialogID: l[labelDialogID], side: switchboard.Side(l[labelOffererSide])}
 	if r.id == "" {
 		return labels{}, false
+	}
+	if m, ok := l[labelMedianum]; ok && p == RTPProxy {
+		r.offerer += ";" + m
 	}
 	if !r.side.Valid() {
 		r.side = switchboard.SideA

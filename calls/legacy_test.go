@@ -117,3 +117,32 @@ func TestUpgradeRestoresMediaProxyCalls(t *testing.T) {
 		t.Errorf("remove after the upgrade: %v, %d sessions left", err, len(f.mgr.List()))
 	}
 }
+
+// An rtpproxy stream's labels carry the SIP tags alone (what a timeout
+// notification names the dialog by) and restore with the medianum.
+func TestRTPProxyLabelsKeepTheMedianumApart(t *testing.T) {
+	dir, mem := t.TempDir(), relaytest.NewMemory()
+	f := newFixture(t, dir, mem)
+	byCreator := func(sts []Stream) (int, bool) {
+		for i, st := range sts {
+			if st.Creator == "alice;2" {
+				return i, true
+			}
+		}
+		return -1, false
+	}
+	r := StreamRequest{CallID: "c6", Creator: "alice;2", From: "alice", To: "bob",
+		Media: netip.MustParseAddrPort("192.0.2.10:6000"), Match: byCreator,
+		Bridge: Bridge{From: "external", To: "internal"}}
+	if _, err := f.calls.StreamOffer(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if l := f.mgr.List()[0].Labels; l["offerer-tag"] != "alice" || l["medianum"] != "2" || l["answerer-tag"] != "bob" {
+		t.Errorf("labels %v, want offerer-tag alice, medianum 2, answerer-tag bob", l)
+	}
+	f.mgr.Close()
+	g := newFixture(t, dir, mem)
+	if _, err := g.calls.StreamOffer(context.Background(), r); err != nil || len(g.mgr.List()) != 1 {
+		t.Errorf("U after a restart: %v, %d sessions; want the restored stream updated", err, len(g.mgr.List()))
+	}
+}
