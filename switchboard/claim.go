@@ -22,17 +22,11 @@ var ErrPortInUse = errors.New("port pair in use")
 func (m *Manager) AllocPorts(ctx context.Context, r AllocRequest, portA, portB uint16) (*Session, error) {
 	m.lockRequest()
 	defer m.mu.Unlock()
-	bd := m.boards[r.Switchboard]
-	if bd == nil {
-		return nil, fmt.Errorf("switchboard %q: %w", r.Switchboard, ErrUnknownSwitchboard)
-	}
-	if err := checkPeers(bd.sb, r.A, r.B); err != nil {
+	if err := m.writable(); err != nil {
 		return nil, err
 	}
-	if err := checkLabels(r.Labels); err != nil {
-		return nil, err
-	}
-	if err := bd.checkCapacity(); err != nil {
+	bd, err := m.allocBoard(r)
+	if err != nil {
 		return nil, err
 	}
 	if err := claimPort(bd.sb, "gate-a", bd.sb.A, bd.a, portA); err != nil {
@@ -43,16 +37,16 @@ func (m *Manager) AllocPorts(ctx context.Context, r AllocRequest, portA, portB u
 		return nil, err
 	}
 	s, err := m.sessionOn(bd, r, portA, portB)
-	if err == nil {
-		err = m.submit(ctx, m.putChange(&entry{s: s}, s, true))
-	}
 	if err != nil {
 		bd.a.release(portA)
 		bd.b.release(portB)
 		return nil, err
 	}
-	m.log.Info("session allocated on requested ports", "session", s.ID, "switchboard", s.Switchboard,
-		"gate_a", s.GateA, "gate_b", s.GateB, "state", s.State)
+	c := m.newSessionChange(bd, s)
+	if err := m.submit(ctx, newTxn(c)); err != nil {
+		return nil, err
+	}
+	m.logAlloc(s, "session allocated on requested ports")
 	return s.clone(), nil
 }
 

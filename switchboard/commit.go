@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,10 +23,13 @@ import (
 // commit keeps the in-memory state and the kernel's in step for everything
 // else that reads them (new-flow events, the media check).
 //
-// Each member stays all or nothing: a transaction the kernel refuses
-// changed nothing, and its members are committed again one by one, so that
-// only the one the kernel refuses fails. A failed journal write rolls back
-// the kernel for every member that installs legs, as it would alone.
+// A member is one request's txn: the changes of all the sessions it
+// touches (Manager.Change), which share the group's transaction and are
+// journaled as one record. Each member stays all or nothing: a transaction
+// the kernel refuses changed nothing, and its members are committed again
+// one by one, so that only the one the kernel refuses fails. A failed
+// journal write rolls back the kernel for every member that installs legs,
+// as it would alone.
 //
 // While a change is queued its entry is pending: a request for the same
 // session waits until it is committed (getSettled), and the Manager's own
@@ -33,7 +37,7 @@ import (
 // (lockSettled), so no change is prepared from a state a queued one is
 // about to replace.
 
-// maxGroup bounds the changes one transaction carries.
+// maxGroup bounds the requests one transaction carries.
 const maxGroup = 64
 
 // maxGatherRounds bounds how often a leader lets go of m.mu to gather.
@@ -43,7 +47,7 @@ const maxGatherRounds = 8
 // Manager.mu; cond waits on it.
 type commitQueue struct {
 	cond    sync.Cond
-	waiting []*change
+	waiting []*txn
 	leading bool
 	// arriving counts requests waiting for Manager.mu (lockRequest).
 	arriving atomic.Int32
@@ -64,8 +68,41 @@ type change struct {
 	at        time.Time // when want was computed: the legs' time
 	batch     relay.Batch
 	stale     []uint32
-	done      bool
-	err       error
+	// release undoes what preparing the change claimed (a new session's
+	// ports), if it is not committed; nil: nothing.
+	release func()
+}
+
+// txn is one request's changes, committed together or not at all: in one
+// kernel transaction and one journal record.
+type txn struct {
+	changes []*change
+	done    bool
+	err     error
+}
+
+func newTxn(cs ...*change) *txn { return &txn{changes: cs} }
+
+// ids names t's sessions for errors.
+func (t *txn) ids() string {
+	if len(t.changes) == 1 {
+		return t.changes[0].id()
+	}
+	ids := make([]string, len(t.changes))
+	for i, c := range t.changes {
+		ids[i] = c.id()
+	}
+	return strings.Join(ids, ", ")
+}
+
+// fail records err as t's outcome and releases what its changes claimed.
+func (t *txn) fail(err error) {
+	t.err = err
+	for _, c := range t.changes {
+		if c.release != nil {
+			c.release()
+		}
+	}
 }
 
 // putChange makes next the state of e.
@@ -86,18 +123,21 @@ func (m *Manager) deleteChange(e *entry, why EndReason) *change {
 
 func (c *change) id() string { return c.e.s.ID }
 
-// submit queues c and returns once it is committed or has failed: as the
-// leader of its group or as a member. Called with m.mu held; returns with
-// it held, though it was let go meanwhile.
-func (m *Manager) submit(ctx context.Context, c *change) error {
+// submit queues t and returns once it is committed or has failed: as the
+// leader of its group or as a member. On failure, what t's changes claimed
+// is released. Called with m.mu held; returns with it held, though it was
+// let go meanwhile.
+func (m *Manager) submit(ctx context.Context, t *txn) error {
 	q := &m.q
-	c.e.pending = true
-	q.waiting = append(q.waiting, c)
+	for _, c := range t.changes {
+		c.e.pending = true
+	}
+	q.waiting = append(q.waiting, t)
 	if q.leading {
-		for !c.done {
+		for !t.done {
 			q.cond.Wait()
 		}
-		return c.err
+		return t.err
 	}
 	q.leading = true
 	m.gather()
@@ -110,7 +150,7 @@ func (m *Manager) submit(ctx context.Context, c *change) error {
 	q.waiting = nil
 	q.leading = false
 	q.cond.Broadcast()
-	return c.err
+	return t.err
 }
 
 // gather lets go of m.mu while requests are arriving (waiting for m.mu to
@@ -162,24 +202,26 @@ func (m *Manager) getSettled(id string) (*entry, error) {
 // commitGroup commits group: its legs in one transaction, its records in
 // one journal write; then each member's state is the Manager's. A
 // transaction the kernel refuses is tried again member by member.
-func (m *Manager) commitGroup(ctx context.Context, group []*change) {
+func (m *Manager) commitGroup(ctx context.Context, group []*txn) {
 	if err := m.applyGroup(ctx, group); err != nil {
 		if len(group) == 1 {
-			group[0].err = fmt.Errorf("session %s: %w", group[0].id(), err)
+			group[0].fail(fmt.Errorf("session %s: %w", group[0].ids(), err))
 			group[0].settle()
 			return
 		}
-		for _, c := range group {
-			m.commitGroup(ctx, []*change{c})
+		for _, t := range group {
+			m.commitGroup(ctx, []*txn{t})
 		}
 		return
 	}
 	m.journalGroup(ctx, group)
-	for _, c := range group {
-		if c.err == nil {
-			m.finish(c)
+	for _, t := range group {
+		if t.err == nil {
+			for _, c := range t.changes {
+				m.finish(c)
+			}
 		}
-		c.settle()
+		t.settle()
 	}
 	if m.j.needsCompaction() {
 		if err := m.compact(); err != nil {
@@ -188,7 +230,24 @@ func (m *Manager) commitGroup(ctx context.Context, group []*change) {
 	}
 }
 
-func (c *change) settle() { c.done, c.e.pending = true, false }
+func (t *txn) settle() {
+	t.done = true
+	for _, c := range t.changes {
+		c.e.pending = false
+	}
+}
+
+// groupChanges lists the changes of every member of group.
+func groupChanges(group []*txn) []*change {
+	if len(group) == 1 {
+		return group[0].changes
+	}
+	var out []*change
+	for _, t := range group {
+		out = append(out, t.changes...)
+	}
+	return out
+}
 
 // applyGroup commits the legs of every member in one transaction, deleting
 // their stale flows by tuple where they are known (flows.go). If the
@@ -196,14 +255,15 @@ func (c *change) settle() { c.done, c.e.pending = true, false }
 // (relay.ErrFlowsRemain), the change stands: the error is logged and the
 // flows of every member's stale legs count as unknown, so that their next
 // change flushes them by mark.
-func (m *Manager) applyGroup(ctx context.Context, group []*change) error {
+func (m *Manager) applyGroup(ctx context.Context, group []*txn) error {
 	var b relay.Batch
-	for _, c := range group {
+	all := groupChanges(group)
+	for _, c := range all {
 		c.stale = c.batch.Stale()
 		mb := c.batch
 		mb.Delete, mb.Tracked = nil, nil
 		c.e.withFlows(&mb, c.stale)
-		if len(group) == 1 {
+		if len(all) == 1 {
 			b = mb
 			break
 		}
@@ -217,48 +277,64 @@ func (m *Manager) applyGroup(ctx context.Context, group []*change) error {
 	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
 		return err
 	}
-	for _, c := range group {
+	for _, c := range all {
 		c.e.setFlows(c.stale, err != nil)
 	}
 	if err != nil {
-		m.log.Error("legs changed, but their stale flows were not all deleted", "sessions", len(group),
-			"mark", fmt.Sprintf("%#x", relay.Mark(4*group[0].e.s.Index)), "err", err)
+		m.log.Error("legs changed, but their stale flows were not all deleted", "sessions", len(all),
+			"mark", fmt.Sprintf("%#x", relay.Mark(4*all[0].e.s.Index)), "err", err)
 	}
 	return nil
 }
 
-// journalGroup records every member in one write (journal.writeRecords).
-// If that fails, every member fails and the kernel is rolled back for all
-// of them: a delete too is all or nothing, and one answered as done must
-// not return after a restart.
-func (m *Manager) journalGroup(ctx context.Context, group []*change) {
+// journalGroup records every member in one write (journal.writeRecords),
+// each member as one record (txn.record). If that fails, every member
+// fails and the kernel is rolled back for all of them: a delete too is all
+// or nothing, and one answered as done must not return after a restart.
+func (m *Manager) journalGroup(ctx context.Context, group []*txn) {
 	recs := make([]record, len(group))
-	for i, c := range group {
-		recs[i] = c.record()
+	for i, t := range group {
+		recs[i] = t.record()
 	}
 	err := m.j.writeRecords(recs...)
 	if err == nil {
-		for i, c := range group {
-			m.j.count(c)
-			m.publish(recs[i])
+		for _, t := range group {
+			for _, c := range t.changes {
+				m.j.count(c)
+				m.publish(c.record())
+			}
 		}
 		return
 	}
 	var undo relay.Batch
-	for _, c := range group {
+	for _, c := range groupChanges(group) {
 		u := diffLegs(c.want, c.had)
 		undo.Remove, undo.Add = append(undo.Remove, u.Remove...), append(undo.Add, u.Add...)
 	}
 	if uerr := m.dp.Apply(ctx, undo); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
 	}
-	for _, c := range group {
-		if c.next == nil {
-			c.err = fmt.Errorf("session %s: not deleted: %w", c.id(), err)
+	for _, t := range group {
+		if len(t.changes) == 1 && t.changes[0].next == nil {
+			t.fail(fmt.Errorf("session %s: not deleted: %w", t.ids(), err))
 		} else {
-			c.err = fmt.Errorf("session %s: %w", c.id(), err)
+			t.fail(fmt.Errorf("session %s: %w", t.ids(), err))
 		}
 	}
+}
+
+// record is what the journal records of t: its one change's record, or a
+// "txn" record holding every change's, which a load applies whole or not
+// at all.
+func (t *txn) record() record {
+	if len(t.changes) == 1 {
+		return t.changes[0].record()
+	}
+	recs := make([]record, len(t.changes))
+	for i, c := range t.changes {
+		recs[i] = c.record()
+	}
+	return record{Op: "txn", Txn: recs}
 }
 
 // record is what the journal records of c.

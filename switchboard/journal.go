@@ -71,7 +71,7 @@ type generations interface {
 }
 
 type record struct {
-	Op      string   `json:"op"` // "put", "del" or "gen"
+	Op      string   `json:"op"` // "put", "del", "gen" or "txn"
 	ID      string   `json:"id,omitempty"`
 	Session *Session `json:"session,omitempty"`
 	// Locks has bit k set when leg k of Session is installed with a lock.
@@ -82,6 +82,9 @@ type record struct {
 	// Boot and NetNS identify the kernel and namespace of a "gen" record.
 	Boot  string `json:"boot,omitempty"`
 	NetNS uint64 `json:"netns,omitempty"`
+	// Txn holds the "put" and "del" records of one request that changed
+	// several sessions (Manager.Change): a load applies all or none.
+	Txn []record `json:"txn,omitempty"`
 }
 
 const journalName = "sessions.journal"

@@ -159,6 +159,9 @@ func decodeRecords(lines []line) ([]record, []error) {
 // apply applies one record to sessions, counting live and dead records as
 // put and del do. It reports false for a record that is not one.
 func (j *journal) apply(sessions map[string]*Session, rec record) bool {
+	if rec.Op == "txn" {
+		return j.applyTxn(sessions, rec)
+	}
 	switch {
 	case rec.Op == "put" && rec.Session != nil && rec.Session.ID != "":
 		if sessions[rec.Session.ID] == nil {
@@ -182,5 +185,23 @@ func (j *journal) apply(sessions map[string]*Session, rec record) bool {
 		return false
 	}
 	j.tail = rec.Gen
+	return true
+}
+
+// applyTxn applies the records of a "txn" record, all of them or, if one
+// is not a valid put or del, none.
+func (j *journal) applyTxn(sessions map[string]*Session, rec record) bool {
+	if len(rec.Txn) == 0 {
+		return false
+	}
+	for _, r := range rec.Txn {
+		if !(r.Op == "put" && r.Session != nil && r.Session.ID != "") && !(r.Op == "del" && r.ID != "") {
+			return false
+		}
+	}
+	for _, r := range rec.Txn {
+		r.Gen = rec.Gen
+		j.apply(sessions, r)
+	}
 	return true
 }

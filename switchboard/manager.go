@@ -139,6 +139,38 @@ func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
 	if err := m.writable(); err != nil {
 		return nil, err
 	}
+	c, err := m.prepareAlloc(r)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.submit(ctx, newTxn(c)); err != nil {
+		return nil, err
+	}
+	m.logAlloc(c.next, "session allocated")
+	return c.next.clone(), nil
+}
+
+func (m *Manager) logAlloc(s *Session, msg string) {
+	m.log.Info(msg, "session", s.ID, "switchboard", s.Switchboard,
+		"gate_a", s.GateA, "gate_b", s.GateB, "state", s.State)
+}
+
+// prepareAlloc checks r and builds the change that creates its session,
+// with ports taken from the gates (released if it is not committed).
+func (m *Manager) prepareAlloc(r AllocRequest) (*change, error) {
+	bd, err := m.allocBoard(r)
+	if err != nil {
+		return nil, err
+	}
+	s, err := m.newSession(bd, r)
+	if err != nil {
+		return nil, err
+	}
+	return m.newSessionChange(bd, s), nil
+}
+
+// allocBoard checks an alloc request and returns its switchboard.
+func (m *Manager) allocBoard(r AllocRequest) (*board, error) {
 	bd := m.boards[r.Switchboard]
 	if bd == nil {
 		return nil, fmt.Errorf("switchboard %q: %w", r.Switchboard, ErrUnknownSwitchboard)
@@ -152,19 +184,18 @@ func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
 	if err := bd.checkCapacity(); err != nil {
 		return nil, err
 	}
-	s, err := m.newSession(bd, r)
-	if err != nil {
-		return nil, err
-	}
-	e := &entry{s: s}
-	if err := m.submit(ctx, m.putChange(e, s, true)); err != nil {
+	return bd, nil
+}
+
+// newSessionChange is the change that installs the new session s, whose
+// ports on bd it releases if it is not committed.
+func (m *Manager) newSessionChange(bd *board, s *Session) *change {
+	c := m.putChange(&entry{s: s}, s, true)
+	c.release = func() {
 		bd.a.release(s.GateA.Port())
 		bd.b.release(s.GateB.Port())
-		return nil, err
 	}
-	m.log.Info("session allocated", "session", s.ID, "switchboard", s.Switchboard,
-		"gate_a", s.GateA, "gate_b", s.GateB, "state", s.State)
-	return s.clone(), nil
+	return c
 }
 
 func checkPeers(sb *Switchboard, a, b Endpoint) error {
@@ -249,9 +280,9 @@ func newID() string {
 // both as they were. It commits at once, not in a group: for the Manager's
 // own changes, made with m.mu held since before they were prepared.
 func (m *Manager) commit(ctx context.Context, e *entry, next *Session, isNew bool) error {
-	c := m.putChange(e, next, isNew)
-	m.commitGroup(ctx, []*change{c})
-	return c.err
+	t := newTxn(m.putChange(e, next, isNew))
+	m.commitGroup(ctx, []*txn{t})
+	return t.err
 }
 
 // installedLegs returns the legs the kernel holds for e, and false when it
@@ -312,6 +343,24 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 	if err != nil {
 		return nil, err
 	}
+	c, err := m.prepareUpdate(e, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.submit(ctx, newTxn(c)); err != nil {
+		return nil, err
+	}
+	m.logUpdate(c.next)
+	return c.next.clone(), nil
+}
+
+func (m *Manager) logUpdate(s *Session) {
+	m.log.Info("session updated", "session", s.ID, "a", s.A.Signalled.RTP, "b", s.B.Signalled.RTP)
+}
+
+// prepareUpdate checks r and builds the change that applies it to e.
+func (m *Manager) prepareUpdate(e *entry, r UpdateRequest) (*change, error) {
+	id := e.s.ID
 	bd := m.boards[e.s.Switchboard]
 	next := e.s.clone()
 	var a, b Endpoint
@@ -342,11 +391,7 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
 	next.Updated = now
-	if err := m.submit(ctx, m.putChange(e, next, false)); err != nil {
-		return nil, err
-	}
-	m.log.Info("session updated", "session", id, "a", next.A.Signalled.RTP, "b", next.B.Signalled.RTP)
-	return next.clone(), nil
+	return m.putChange(e, next, false), nil
 }
 
 // repoint applies a signalled endpoint to p and reports whether its
@@ -388,7 +433,7 @@ func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Sess
 		next.Expires = now.Add(bd.sb.Timeouts.Ringing)
 	}
 	openLearning(next, bd.sb.Timeouts, now, true, true)
-	if err := m.submit(ctx, m.putChange(e, next, false)); err != nil {
+	if err := m.submit(ctx, newTxn(m.putChange(e, next, false))); err != nil {
 		return nil, err
 	}
 	m.log.Info("session timeout adjusted", "session", id, "state", to)
@@ -407,7 +452,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return m.submit(ctx, m.deleteChange(e, EndDeleted))
+	return m.submit(ctx, newTxn(m.deleteChange(e, EndDeleted)))
 }
 
 // delete removes a session at once, not in a group (see commit).
@@ -416,9 +461,9 @@ func (m *Manager) delete(ctx context.Context, id string, why EndReason) error {
 	if err != nil {
 		return err
 	}
-	c := m.deleteChange(e, why)
-	m.commitGroup(ctx, []*change{c})
-	return c.err
+	t := newTxn(m.deleteChange(e, why))
+	m.commitGroup(ctx, []*txn{t})
+	return t.err
 }
 
 // Get returns a copy of the session with id.
