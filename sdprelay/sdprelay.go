@@ -2,7 +2,6 @@ package sdprelay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -11,11 +10,10 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
-// Sessions is what the engine needs from the session manager.
+// Sessions is what the engine needs from the session manager: an SDP's
+// streams change together, as one Change.
 type Sessions interface {
-	Alloc(ctx context.Context, r switchboard.AllocRequest) (*switchboard.Session, error)
-	Update(ctx context.Context, id string, r switchboard.UpdateRequest) (*switchboard.Session, error)
-	Delete(ctx context.Context, id string) error
+	Change(ctx context.Context, r switchboard.ChangeRequest) (*switchboard.ChangeResult, error)
 	Get(id string) (*switchboard.Session, error)
 }
 
@@ -124,15 +122,16 @@ func (e *Engine) Update(ctx context.Context, r Request) (*Result, error) {
 	return e.apply(ctx, r)
 }
 
-// plan is the work of one request, kept so that a failure can be undone.
+// plan is the work of one request: the change of its streams' sessions
+// and, per m-line, where its session comes from.
 type plan struct {
-	e        *Engine
-	r        Request
-	body     *sdp.Session
-	ids      []string
-	sessions []*switchboard.Session
-	created  []string
-	restored map[string]*switchboard.Session // updated id -> its state before
+	e      *Engine
+	r      Request
+	body   *sdp.Session
+	change switchboard.ChangeRequest
+	// alloc and update index, per m-line, the stream's entry in
+	// change.Alloc or change.Update (-1: none).
+	alloc, update []int
 }
 
 func (e *Engine) apply(ctx context.Context, r Request) (*Result, error) {
@@ -146,17 +145,32 @@ func (e *Engine) apply(ctx context.Context, r Request) (*Result, error) {
 	if err := checkStreams(body, r.CallStreams); err != nil {
 		return nil, err
 	}
-	p := &plan{e: e, r: r, body: body, ids: make([]string, len(body.Media)),
-		sessions: make([]*switchboard.Session, len(body.Media)), restored: map[string]*switchboard.Session{}}
-	if err := p.streams(ctx); err != nil {
-		return nil, errors.Join(err, p.undo(ctx))
+	p := &plan{e: e, r: r, body: body, alloc: make([]int, len(body.Media)), update: make([]int, len(body.Media))}
+	if err := p.streams(); err != nil {
+		return nil, err
 	}
-	out, err := p.rewrite()
+	// The SDP is rewritten once before anything changes, with the
+	// streams' gates unknown yet, so that a body the rewrite refuses
+	// changes nothing; afterwards only the gates' ports differ.
+	if _, err := p.rewrite(nil); err != nil {
+		return nil, fmt.Errorf("%w: %w", switchboard.ErrInvalid, err)
+	}
+	res, err := e.sessions.Change(ctx, p.change)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("%w: %w", switchboard.ErrInvalid, err), p.undo(ctx))
+		return nil, err
 	}
-	p.releaseDropped(ctx)
-	return &Result{SDP: string(out), Sessions: p.ids}, nil
+	sessions := p.sessions(res)
+	out, err := p.rewrite(sessions)
+	if err != nil {
+		return nil, fmt.Errorf("sdp rewrite after the change was committed: %w", err)
+	}
+	ids := make([]string, len(sessions))
+	for i, s := range sessions {
+		if s != nil {
+			ids[i] = s.ID
+		}
+	}
+	return &Result{SDP: string(out), Sessions: ids}, nil
 }
 
 // checkStreams refuses an SDP with more active m-lines than
@@ -175,9 +189,13 @@ func checkStreams(body *sdp.Session, callStreams int) error {
 	return switchboard.CheckStreams("in one call", callStreams+n, switchboard.MaxStreamsPerCall)
 }
 
-// streams allocates or updates the session of every active m-line.
-func (p *plan) streams(ctx context.Context) error {
+// streams plans the change: an alloc or update of the session of every
+// active m-line, and the delete of the previous exchange's sessions whose
+// streams are now rejected or gone.
+func (p *plan) streams() error {
+	keep := map[string]bool{}
 	for i := range p.body.Media {
+		p.alloc[i], p.update[i] = -1, -1
 		m := &p.body.Media[i]
 		if m.Rejected() {
 			continue
@@ -186,19 +204,39 @@ func (p *plan) streams(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		old := p.previous(i)
-		var s *switchboard.Session
-		if old == "" {
-			s, err = p.alloc(ctx, i, ep)
+		if old := p.previous(i); old != "" {
+			if keep[old] {
+				return fmt.Errorf("%w: m-line %d (%s): session %s is another m-line's", switchboard.ErrInvalid, i+1, m.Type, old)
+			}
+			keep[old] = true
+			p.update[i] = len(p.change.Update)
+			p.change.Update = append(p.change.Update, p.updateOf(i, old, ep))
 		} else {
-			s, err = p.update(ctx, i, old, ep)
+			p.alloc[i] = len(p.change.Alloc)
+			p.change.Alloc = append(p.change.Alloc, p.allocOf(i, ep))
 		}
-		if err != nil {
-			return fmt.Errorf("m-line %d (%s): %w", i+1, m.Type, err)
+	}
+	for _, id := range p.r.Sessions {
+		if id != "" && !keep[id] {
+			keep[id] = true // once, should a previous exchange name it twice
+			p.change.Delete = append(p.change.Delete, id)
 		}
-		p.ids[i], p.sessions[i] = s.ID, s
 	}
 	return nil
+}
+
+// sessions returns the session of each m-line from the committed change.
+func (p *plan) sessions(res *switchboard.ChangeResult) []*switchboard.Session {
+	out := make([]*switchboard.Session, len(p.body.Media))
+	for i := range out {
+		switch {
+		case p.alloc[i] >= 0:
+			out[i] = res.Allocated[p.alloc[i]]
+		case p.update[i] >= 0:
+			out[i] = res.Updated[p.update[i]]
+		}
+	}
+	return out
 }
 
 func (p *plan) previous(i int) string {
@@ -248,52 +286,44 @@ func (p *plan) labels(i int) map[string]string {
 // LabelMedia is the session label holding the index of its m-line.
 const LabelMedia = "m"
 
-func (p *plan) alloc(ctx context.Context, i int, ep switchboard.Endpoint) (*switchboard.Session, error) {
+func (p *plan) allocOf(i int, ep switchboard.Endpoint) switchboard.AllocRequest {
 	req := switchboard.AllocRequest{Switchboard: p.r.Switchboard, Ringing: p.r.Ringing, Labels: p.labels(i)}
 	if p.r.From == switchboard.SideA {
 		req.A = ep
 	} else {
 		req.B = ep
 	}
-	s, err := p.e.sessions.Alloc(ctx, req)
-	if err == nil {
-		p.created = append(p.created, s.ID)
-	}
-	return s, err
+	return req
 }
 
-func (p *plan) update(ctx context.Context, i int, id string, ep switchboard.Endpoint) (*switchboard.Session, error) {
-	before, err := p.e.sessions.Get(id)
-	if err != nil {
-		return nil, err
-	}
+func (p *plan) updateOf(i int, id string, ep switchboard.Endpoint) switchboard.SessionUpdate {
 	req := switchboard.UpdateRequest{Labels: p.labels(i), Answer: p.r.Answer}
 	if p.r.From == switchboard.SideA {
 		req.A = &ep
 	} else {
 		req.B = &ep
 	}
-	s, err := p.e.sessions.Update(ctx, id, req)
-	if err == nil {
-		if _, ok := p.restored[id]; !ok {
-			p.restored[id] = before
-		}
-	}
-	return s, err
+	return switchboard.SessionUpdate{ID: id, UpdateRequest: req}
 }
 
-// rewrite points every active stream at the opposite gate's port pair.
-func (p *plan) rewrite() ([]byte, error) {
+// rewrite points every active stream at the opposite gate's port pair of
+// its session. With sessions nil (before the change) it points them at a
+// placeholder of the gate's family, to find what the rewrite refuses.
+func (p *plan) rewrite(sessions []*switchboard.Session) ([]byte, error) {
 	rw := sdp.Rewrite{Media: make([]sdp.MediaRewrite, len(p.body.Media)), RemoveICE: p.r.RemoveICE}
-	for i, s := range p.sessions {
-		if s == nil {
+	for i := range p.body.Media {
+		if p.alloc[i] < 0 && p.update[i] < 0 {
 			continue
 		}
-		g := s.GateB
-		if p.r.From == switchboard.SideB {
-			g = s.GateA
+		g := placeholder
+		if sessions != nil {
+			s := sessions[i]
+			g = s.GateB
+			if p.r.From == switchboard.SideB {
+				g = s.GateA
+			}
+			g = p.e.advertised(s, g)
 		}
-		g = p.e.advertised(s, g)
 		rw.Media[i] = sdp.MediaRewrite{Addr: g.Addr(), Port: int(g.Port()), RTCPPort: int(g.Port()) + 1}
 		if p.r.ReplaceOrigin && !rw.Origin.IsValid() {
 			rw.Origin = g.Addr()
@@ -302,35 +332,7 @@ func (p *plan) rewrite() ([]byte, error) {
 	return p.body.Rewrite(rw)
 }
 
-// releaseDropped deletes the sessions of streams that are now rejected or
-// gone. It runs last, once nothing can fail any more; a failure to delete
-// leaves a session that its ringing or media timers will end.
-func (p *plan) releaseDropped(ctx context.Context) {
-	keep := map[string]bool{}
-	for _, id := range p.ids {
-		keep[id] = true
-	}
-	for _, id := range p.r.Sessions {
-		if id != "" && !keep[id] {
-			_ = p.e.sessions.Delete(ctx, id)
-		}
-	}
-}
-
-// undo deletes the sessions this request created and restores the ones it
-// updated.
-func (p *plan) undo(ctx context.Context) error {
-	var errs []error
-	for _, id := range p.created {
-		if err := p.e.sessions.Delete(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("undo alloc of %s: %w", id, err))
-		}
-	}
-	for id, s := range p.restored {
-		a, b := s.A.Signalled, s.B.Signalled
-		if _, err := p.e.sessions.Update(ctx, id, switchboard.UpdateRequest{A: &a, B: &b}); err != nil {
-			errs = append(errs, fmt.Errorf("undo update of %s: %w", id, err))
-		}
-	}
-	return errors.Join(errs...)
-}
+// placeholder stands for the gate a stream will be pointed at: what the
+// rewrite checks (a unicast address, ports within range) holds for every
+// gate, and the highest even port stands for any of them.
+var placeholder = netip.AddrPortFrom(netip.AddrFrom4([4]byte{192, 0, 2, 1}), 65534)
