@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestBatchStaleAndToFlush checks which marks a batch makes stale, for a
-// request's few legs (scanned) and a restart's many (indexed) alike.
-func TestBatchStaleAndToFlush(t *testing.T) {
+// TestBatchStaleAndFlushStale checks which marks a batch makes stale, for
+// a request's few legs (scanned) and a restart's many (indexed) alike.
+func TestBatchStaleAndFlushStale(t *testing.T) {
 	leg := func(i uint32, peer, lock string) Leg {
 		l := Leg{Mark: Mark(i), Gate: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(30000+i)),
 			Source: netip.MustParseAddrPort("10.0.0.1:40000"), Peer: netip.MustParseAddrPort(peer)}
@@ -31,10 +31,12 @@ func TestBatchStaleAndToFlush(t *testing.T) {
 		if got := b.Stale(); !slices.Equal(got, want) {
 			t.Errorf("%d legs: Stale() = %#x, want %#x (a leg that only gains a lock keeps its flows)", len(b.Add), got, want)
 		}
-		b.Tracked = want[:1]
 		b.Flush = []uint32{Mark(999)}
-		if got, wantFlush := b.ToFlush(), append([]uint32{Mark(999)}, want[1:]...); !slices.Equal(got, wantFlush) {
-			t.Errorf("%d legs: ToFlush() = %#x, want %#x (Flush, then stale marks not Tracked)", len(b.Add), got, wantFlush)
+		if got, wantFlush := b.FlushStale().Flush, append([]uint32{Mark(999)}, want...); !slices.Equal(got, wantFlush) {
+			t.Errorf("%d legs: FlushStale().Flush = %#x, want %#x (Flush, then the stale marks)", len(b.Add), got, wantFlush)
+		}
+		if len(b.Flush) != 1 {
+			t.Errorf("FlushStale changed its receiver's Flush to %#x", b.Flush)
 		}
 	}
 }

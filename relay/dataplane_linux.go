@@ -313,12 +313,11 @@ func flowsRemain(err error) error {
 }
 
 // flushFlows deletes the stale conntrack entries after a batch: by mark
-// those of b.ToFlush, then the single entries of b.Delete.
+// those of b.Flush, then the single entries of b.Delete.
 func (d *nftDataplane) flushFlows(b Batch) error {
 	d.ctMu.Lock()
 	defer d.ctMu.Unlock()
-	marks := b.ToFlush()
-	for _, f := range markFilters(marks) {
+	for _, f := range markFilters(b.Flush) {
 		if err := d.ct.FlushFilter(conntrack.NewFilter().Mark(f.mark).MarkMask(f.mask)); err != nil {
 			return opError(fmt.Sprintf("flush flows of leg %#x/%#x", f.mark, f.mask), err)
 		}

@@ -145,29 +145,27 @@ func (l Leg) validateRemoval() error {
 // Batch is one transaction: Remove's legs vanish and Add's legs appear
 // together, or nothing changes. A leg changed in place is listed in both,
 // with its old value in Remove. After the transaction the conntrack entries
-// of every stale mark (see Stale) are deleted so that established flows stop
-// following the old data (DESIGN: stale entries): by their tuples, for the
-// marks in Tracked whose flows the caller knows and lists in Delete, or else
-// by mark, which walks the whole conntrack table. A leg whose only change is
-// a new lock keeps its flows: the lock stops new strangers, and a
-// stranger's flow that raced the lock is deleted by its tuple (Delete) once
-// it is seen.
+// the batch names are deleted, so that established flows stop following
+// the old data (DESIGN: stale entries): single entries by their tuples
+// (Delete), and every entry of the marks in Flush, which walks the whole
+// conntrack table. Which flows a change makes stale is the caller's
+// decision (Stale helps); Apply only carries it out.
 type Batch struct {
 	Remove []Leg
 	Add    []Leg
-	// Flush lists further marks whose conntrack entries are deleted, such
-	// as orphans of legs that no longer exist.
+	// Flush lists marks whose every conntrack entry is deleted: legs
+	// removed or changed whose flows the caller does not know one by one,
+	// orphans of legs that no longer exist.
 	Flush []uint32
 	// Delete lists single conntrack entries to delete, by original tuple and
 	// zone (Src, Dst, Zone of a Flow).
 	Delete []Flow
-	// Tracked lists stale marks whose every conntrack entry is in Delete
-	// (none, often): they are not flushed by mark.
-	Tracked []uint32
 }
 
-// Stale returns the marks whose conntrack entries b makes stale: every
-// removed leg, unless it is added back with only its lock changed.
+// Stale returns the marks whose conntrack entries b's leg changes make
+// stale: every removed leg, unless it is added back with only what admits
+// new flows changed (a lock stops new strangers; a stranger's flow that
+// raced it is deleted by its tuple once it is seen).
 func (b Batch) Stale() []uint32 {
 	var byMark map[uint32]Leg // a request's few legs are scanned, a restart's repair indexed
 	if len(b.Add) > 8 {
@@ -200,21 +198,11 @@ func addedLeg(add []Leg, byMark map[uint32]Leg, mark uint32) (Leg, bool) {
 	return Leg{}, false
 }
 
-// ToFlush returns the marks whose conntrack entries applying b deletes by
-// mark (each a walk of the whole conntrack table): Flush, and every stale
-// mark that is not Tracked.
-func (b Batch) ToFlush() []uint32 {
-	tracked := make(map[uint32]bool, len(b.Tracked))
-	for _, m := range b.Tracked {
-		tracked[m] = true
-	}
-	marks := append([]uint32(nil), b.Flush...)
-	for _, m := range b.Stale() {
-		if !tracked[m] {
-			marks = append(marks, m)
-		}
-	}
-	return marks
+// FlushStale is b with the conntrack entries of every stale mark (Stale)
+// flushed by mark: for callers that do not track flows one by one.
+func (b Batch) FlushStale() Batch {
+	b.Flush = append(append([]uint32(nil), b.Flush...), b.Stale()...)
+	return b
 }
 
 // onlyLockDiffers reports whether a and b differ only in what admits new

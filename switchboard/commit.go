@@ -261,7 +261,7 @@ func (m *Manager) applyGroup(ctx context.Context, group []*txn) error {
 	for _, c := range all {
 		c.stale = c.batch.Stale()
 		mb := c.batch
-		mb.Delete, mb.Tracked = nil, nil
+		mb.Delete = nil
 		c.e.withFlows(&mb, c.stale)
 		if len(all) == 1 {
 			b = mb
@@ -271,7 +271,6 @@ func (m *Manager) applyGroup(ctx context.Context, group []*txn) error {
 		b.Add = append(b.Add, mb.Add...)
 		b.Flush = append(b.Flush, mb.Flush...)
 		b.Delete = append(b.Delete, mb.Delete...)
-		b.Tracked = append(b.Tracked, mb.Tracked...)
 	}
 	err := m.dp.Apply(ctx, b)
 	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
@@ -311,7 +310,7 @@ func (m *Manager) journalGroup(ctx context.Context, group []*txn) {
 		u := diffLegs(c.want, c.had)
 		undo.Remove, undo.Add = append(undo.Remove, u.Remove...), append(undo.Add, u.Add...)
 	}
-	if uerr := m.dp.Apply(ctx, undo); uerr != nil {
+	if uerr := m.dp.Apply(ctx, undo.FlushStale()); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
 	}
 	for _, t := range group {

@@ -72,18 +72,20 @@ func (e *entry) forgetFlows() {
 	e.flows, e.unknownFlows = nil, 1<<legsPerSession-1
 }
 
-// withFlows adds to b the known flows of the stale legs (b.Stale), to be
-// deleted by tuple.
+// withFlows adds to b what deletes the flows of the stale legs (b.Stale):
+// the known flows of a leg, by tuple, or, when the leg may hold flows
+// never seen, all of them by mark. This is the one place that decides how
+// a change's stale flows go.
 func (e *entry) withFlows(b *relay.Batch, stale []uint32) {
 	for _, mark := range stale {
 		k := legOf(mark)
 		if e.unknownFlows&(1<<k) != 0 {
+			b.Flush = append(b.Flush, mark)
 			continue
 		}
 		if e.flows != nil {
 			b.Delete = append(b.Delete, e.flows[k]...)
 		}
-		b.Tracked = append(b.Tracked, mark)
 	}
 }
 

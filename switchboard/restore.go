@@ -228,7 +228,7 @@ func (m *Manager) applyChunked(ctx context.Context, b relay.Batch) error {
 	defer m.restoreProgress(len(b.Remove) + len(b.Add))(&b)
 	for len(b.Remove) > 0 {
 		n := min(len(b.Remove), applyChunk)
-		if err := m.dp.Apply(ctx, relay.Batch{Remove: b.Remove[:n]}); err != nil {
+		if err := m.dp.Apply(ctx, relay.Batch{Remove: b.Remove[:n]}.FlushStale()); err != nil {
 			return err
 		}
 		b.Remove = b.Remove[n:]

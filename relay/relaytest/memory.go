@@ -113,7 +113,7 @@ func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
 		m.genID++
 		m.gen.Committed(nil)
 	}
-	m.flushed = append(m.flushed, b.ToFlush()...)
+	m.flushed = append(m.flushed, b.Flush...)
 	m.deleted = append(m.deleted, b.Delete...)
 	if m.failFlows {
 		m.failFlows = false
