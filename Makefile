@@ -102,7 +102,7 @@ fuzz:
 	    echo "== $$t $$f"; $(GO) test $$t -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) || exit 1; \
 	  done; done
 
-## bench: the Go benchmarks (kernel ones need root), then integration/cmd/bench:
+## bench: the Go benchmarks (kernel ones need root), then cmd/nftrtpbench:
 ## the kernel path beside plain routing and rtpengine in network-namespace
 ## labs, one table of ratios printed and written to BENCH_OUT (root; about
 ## 9 minutes, BENCH_FLAGS=-quick for about 3). rtpengine is Debian's
@@ -115,11 +115,11 @@ bench: build
 	@scripts/deps.sh $(KERNEL_PACKAGES) rtpengine-daemon
 	@{ $(GO) test -run='^$$' -bench=. -benchmem -tags integration ./...; echo $$? > $(BIN)/bench-go.rc; } | tee $(BIN)/bench-go.txt
 	@exit $$(cat $(BIN)/bench-go.rc)
-	$(GO) run ./integration/cmd/bench -bin $(BIN) -gobench $(BIN)/bench-go.txt -out $(BENCH_OUT) $(BENCH_FLAGS)
+	$(GO) run ./cmd/nftrtpbench -bin $(BIN) -gobench $(BIN)/bench-go.txt -out $(BENCH_OUT) $(BENCH_FLAGS)
 
 ## demo: a three-namespace lab relaying RTP through the kernel (root).
 demo: demo-deps build
-	$(GO) run ./integration/cmd/demo -bin $(BIN) -config examples/demo.toml
+	$(GO) run ./cmd/nftrtpdemo -bin $(BIN) -config examples/demo.toml
 
 clean:
 	rm -rf $(BIN)

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 

@@ -14,11 +14,11 @@ import (
 	"testing"
 
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
-	"github.com/nftrtpproxy/nftrtpproxy/ng"
-	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
-	"github.com/nftrtpproxy/nftrtpproxy/ng/ngtest"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng/ngcalls"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng/ngtest"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -126,7 +126,7 @@ func BenchmarkKernelAllocDelete(b *testing.B) {
 // module drives it (offer + answer + delete, each a UDP round trip on
 // loopback) through the daemon's layers in-process: ng server, call table,
 // SDP engine, Manager and the real kernel. It is the control-plane cost
-// that integration/cmd/bench compares with rtpengine, here without a
+// that cmd/nftrtpbench compares with rtpengine, here without a
 // second process so that a CPU profile sees all of it.
 func BenchmarkKernelNGCall(b *testing.B) {
 	m, cfg := benchManager(b, "[control]\ndefault-switchboard = \"one\"\n")

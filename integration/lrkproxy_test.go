@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/lrkproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
-	"github.com/nftrtpproxy/nftrtpproxy/lrkproxy"
 )
 
 // lrkproxyConfig is the lab configuration with the lrkproxy front end on

@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
 	"github.com/nftrtpproxy/nftrtpproxy/replication"
 	"github.com/zeebo/bencode"

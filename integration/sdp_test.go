@@ -7,8 +7,8 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/sdp"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/rtpproxy"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/rtpproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nftrtpproxy/nftrtpproxy/rtpproxy"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/rtpproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 

@@ -26,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/httpapi"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )

@@ -8,8 +8,8 @@ import (
 	"os"
 	"strings"
 
-	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"github.com/spf13/cobra"
 )

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"

@@ -13,8 +13,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"golang.org/x/net/netutil"
 )

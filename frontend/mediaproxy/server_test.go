@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"net"
 	"net/netip"
 	"os"

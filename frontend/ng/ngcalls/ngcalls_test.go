@@ -9,11 +9,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
-	"github.com/nftrtpproxy/nftrtpproxy/ng"
-	"github.com/nftrtpproxy/nftrtpproxy/ng/ngcalls"
-	"github.com/nftrtpproxy/nftrtpproxy/ng/ngtest"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng/ngcalls"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng/ngtest"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
@@ -54,7 +54,7 @@ func FuzzRequestBodies(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(uint8(s.route), s.id, []byte(s.body))
 	}
-	inputs, _ := filepath.Glob("../sdp/testdata/*.input.sdp")
+	inputs, _ := filepath.Glob("../../sdp/testdata/*.input.sdp")
 	for _, p := range append(inputs, "") {
 		sdp := offer
 		if p != "" {

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
 )
 

@@ -1,11 +1,11 @@
-// Command bench is the second half of `make bench`: it measures
+// Command nftrtpbench is the second half of `make bench`: it measures
 // nftrtpproxy's kernel path side by side with plain routing and with
 // rtpengine in user space, each system in fresh caller–router–callee labs
 // of network namespaces (internal/netlab), and prints one markdown table in
 // which every figure is a ratio against a baseline measured in the same
 // run. It needs root and the binaries of `make build`.
 //
-//	go run ./integration/cmd/bench -bin bin -gobench bin/bench-go.txt -out bench-results.md [-quick]
+//	go run ./cmd/nftrtpbench -bin bin -gobench bin/bench-go.txt -out bench-results.md [-quick]
 //
 // What it measures (README "Benchmarks" explains the method):
 //  1. CPU per relayed packet: calls of G.711 RTP at 50 packets/s each way

@@ -5,7 +5,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"net"
 	"strings"
 	"testing"

@@ -1,4 +1,4 @@
-// Command demo is `make demo`: it builds a caller–router–callee lab of
+// Command nftrtpdemo is `make demo`: it builds a caller–router–callee lab of
 // network namespaces, starts nftrtpproxy in the router with
 // examples/demo.toml, allocates a session with nftrtpctl, sends RTP and RTCP
 // both ways, prints what arrived and from which address and the session's

@@ -13,8 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/nftrtpproxy/nftrtpproxy/ng"
-	"github.com/nftrtpproxy/nftrtpproxy/ng/ngtest"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng/ngtest"
 	"github.com/zeebo/bencode"
 )
 

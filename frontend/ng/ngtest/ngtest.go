@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng"
 )
 
 // Call is one call of a Backend method, with a copy of its request (nil

@@ -10,7 +10,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
-	"github.com/nftrtpproxy/nftrtpproxy/sdprelay"
+	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard/switchboardtest"
 )
 

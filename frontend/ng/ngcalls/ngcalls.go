@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
-	"github.com/nftrtpproxy/nftrtpproxy/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng"
 	"github.com/nftrtpproxy/nftrtpproxy/sdp"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )

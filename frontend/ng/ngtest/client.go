@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng"
 	"github.com/zeebo/bencode"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/httpapi"
+	"github.com/nftrtpproxy/nftrtpproxy/frontend/httpapi"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
