@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
@@ -86,48 +85,10 @@ func Listen(path, group string) (*net.UnixListener, error) {
 // connection. It returns nil on cancel; a failed Accept (out of file
 // descriptors) is retried after a pause, never the end of Run.
 func (s *Server) Run(ctx context.Context, l net.Listener) error {
-	l = ctlsock.Listener(l, nil, s.log)
-	var (
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-		wg    sync.WaitGroup
-	)
-	go func() {
-		<-ctx.Done()
-		l.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	}()
-	defer wg.Wait()
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("mediaproxy: %w", err)
-		}
-		mu.Lock()
-		if ctx.Err() != nil {
-			mu.Unlock()
-			c.Close()
-			return nil
-		}
-		conns[c] = true
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.serveConn(ctx, c)
-			mu.Lock()
-			delete(conns, c)
-			mu.Unlock()
-			c.Close()
-		}()
+	if err := ctlsock.Serve(ctx, ctlsock.Listener(l, nil, s.log), s.serveConn); err != nil {
+		return fmt.Errorf("mediaproxy: %w", err)
 	}
+	return nil
 }
 
 // serveConn answers the requests of one connection in order. Kamailio keeps

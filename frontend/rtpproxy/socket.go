@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
@@ -187,41 +186,10 @@ func (s *Server) datagram(ctx context.Context, cache *replyCache, from net.Addr,
 // serveStream serves a unix stream socket: every connection in its own
 // goroutine.
 func (s *Server) serveStream(ctx context.Context, ln net.Listener) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns = map[net.Conn]bool{}
-	)
-	stop := context.AfterFunc(ctx, func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
-	defer stop()
-	defer wg.Wait()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("rtpproxy: %w", err)
-		}
-		mu.Lock()
-		conns[c] = true
-		mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.serveConn(ctx, c)
-			mu.Lock()
-			delete(conns, c)
-			mu.Unlock()
-		}()
+	if err := ctlsock.Serve(ctx, ln, s.serveConn); err != nil {
+		return fmt.Errorf("rtpproxy: %w", err)
 	}
+	return nil
 }
 
 // serveConn answers the commands of one stream connection, each reply
@@ -229,7 +197,6 @@ func (s *Server) serveStream(ctx context.Context, ln net.Listener) error {
 // them (one command per connection, no newline), at the end of a read:
 // rtpproxy itself takes one read as one command.
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
-	defer c.Close()
 	buf := make([]byte, maxCommand)
 	for {
 		n, err := c.Read(buf)
