@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nftrtpproxy/nftrtpproxy/frontend/rtpproxy"
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -84,7 +84,7 @@ func (n *Notifier) SessionEnded(e switchboard.Ended) {
 		return
 	}
 	l := e.Session.Labels
-	if sock, tag := l[rtpproxy.LabelNotifySocket], l[rtpproxy.LabelNotifyTag]; sock != "" && tag != "" {
+	if sock, tag := l[calls.LabelNotifySocket], l[calls.LabelNotifyTag]; sock != "" && tag != "" {
 		if t, err := url.PathUnescape(tag); err == nil {
 			tag = t // rtpproxy URL-unquotes the tag
 		}

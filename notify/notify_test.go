@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nftrtpproxy/nftrtpproxy/frontend/rtpproxy"
+	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -152,7 +152,7 @@ func TestRTPProxyNotificationWritesTheTagToTheNotifySocket(t *testing.T) {
 			}()
 			n := startNotifier(t, switchboard.Notify{})
 			n.SessionEnded(ended(switchboard.EndMediaTimeout, map[string]string{"rtpproxy-call-id": "r1",
-				rtpproxy.LabelNotifySocket: tc.sock + l.Addr().String(), rtpproxy.LabelNotifyTag: "1234%3A5678"}))
+				calls.LabelNotifySocket: tc.sock + l.Addr().String(), calls.LabelNotifyTag: "1234%3A5678"}))
 			select {
 			case line := <-got:
 				if line != "1234:5678\n" {

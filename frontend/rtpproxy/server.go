@@ -11,14 +11,6 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
-// Labels of the timeout notification a creating U asked for: where to
-// connect and the tag to write (rtpproxy's notify_socket and notify_tag).
-// The call layer stores them with the stream; package notify reads them.
-const (
-	LabelNotifySocket = calls.LabelNotifySocket
-	LabelNotifyTag    = calls.LabelNotifyTag
-)
-
 // commandTimeout bounds one command's work in the session manager.
 const commandTimeout = 10 * time.Second
 
