@@ -159,7 +159,7 @@ type applies struct {
 	n atomic.Int64
 }
 
-func (a *applies) Apply(ctx context.Context, b relay.Batch) error {
+func (a *applies) Apply(ctx context.Context, b relay.Batch) (relay.Generation, error) {
 	a.n.Add(1)
 	return a.Dataplane.Apply(ctx, b)
 }

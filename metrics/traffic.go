@@ -185,14 +185,14 @@ type dataplane struct {
 	watched bool
 }
 
-func (d *dataplane) Apply(ctx context.Context, b relay.Batch) error {
+func (d *dataplane) Apply(ctx context.Context, b relay.Batch) (relay.Generation, error) {
 	start := time.Now()
-	err := d.Dataplane.Apply(ctx, b)
+	g, err := d.Dataplane.Apply(ctx, b)
 	d.m.txLatency.Observe(time.Since(start).Seconds())
 	if err != nil {
 		d.m.txErrors.Inc()
 	}
-	return err
+	return g, err
 }
 
 func (d *dataplane) Watch(ctx context.Context, fn func(relay.Flow)) error {

@@ -27,11 +27,11 @@ func BenchmarkKernelApply(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("install/legs=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+				if _, err := d.Apply(ctx, Batch{Add: legs}); err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+				if _, err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
@@ -40,11 +40,11 @@ func BenchmarkKernelApply(b *testing.B) {
 		b.Run(fmt.Sprintf("remove/legs=%d", n), func(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
-				if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+				if _, err := d.Apply(ctx, Batch{Add: legs}); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+				if _, err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -288,20 +288,19 @@ func (d *nftDataplane) commit(pre, del, add elements) error {
 
 // Apply commits b as one nftables transaction, then deletes the conntrack
 // entries of every removed leg.
-func (d *nftDataplane) Apply(ctx context.Context, b Batch) error {
+func (d *nftDataplane) Apply(ctx context.Context, b Batch) (Generation, error) {
 	if err := b.Validate(); err != nil {
-		return fmt.Errorf("relay: %w", err)
+		return Generation{}, fmt.Errorf("relay: %w", err)
 	}
-	if len(b.Remove)+len(b.Add) == 0 {
-		return flowsRemain(d.flushFlows(b))
+	if len(b.Remove)+len(b.Add) > 0 {
+		d.mu.Lock()
+		err := d.commitLegs(b)
+		d.mu.Unlock()
+		if err != nil {
+			return Generation{}, opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), explainFull(err))
+		}
 	}
-	d.mu.Lock()
-	err := d.commitLegs(b)
-	d.mu.Unlock()
-	if err != nil {
-		return opError(fmt.Sprintf("apply %d removals and %d additions", len(b.Remove), len(b.Add)), explainFull(err))
-	}
-	return flowsRemain(d.flushFlows(b))
+	return d.expected(), flowsRemain(d.flushFlows(b))
 }
 
 // flowsRemain marks a failure to delete flows after a commit.

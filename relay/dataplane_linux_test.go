@@ -98,7 +98,7 @@ func TestKernelLegsRoundTripAndListable(t *testing.T) {
 		{Mark: Mark(5), Gate: ap("192.0.2.1:30001"), Source: ap("10.0.0.1:30001")},
 		{Mark: Mark(8), Gate: ap("[2001:db8:a::1]:30002"), Peer: ap("[2001:db8:b::10]:6000"), Source: ap("[2001:db8:b::1]:30002"), Lock: ap("[2001:db8:a::10]:7000")},
 	}
-	if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: legs}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Legs(ctx)
@@ -125,7 +125,7 @@ func TestKernelLegsRoundTripAndListable(t *testing.T) {
 	}
 	// Removing a leg that is not installed fails the whole batch.
 	bad := Batch{Remove: []Leg{legs[0], {Mark: Mark(99), Gate: ap("192.0.2.1:30098"), Source: ap("10.0.0.1:30098")}}}
-	if err := d.Apply(ctx, bad); err == nil {
+	if _, err := d.Apply(ctx, bad); err == nil {
 		t.Fatal("removing a missing leg succeeded")
 	}
 	if got, _ := d.Legs(ctx); len(got) != len(legs) {
@@ -134,13 +134,13 @@ func TestKernelLegsRoundTripAndListable(t *testing.T) {
 	// Adding a gate port that is taken fails in the batch's last message,
 	// the one acknowledged; the next batch works.
 	taken := Batch{Add: []Leg{{Mark: Mark(98), Gate: legs[0].Gate, Source: legs[0].Source}}}
-	if err := d.Apply(ctx, taken); err == nil || !errors.Is(err, unix.EEXIST) {
+	if _, err := d.Apply(ctx, taken); err == nil || !errors.Is(err, unix.EEXIST) {
 		t.Fatalf("adding a taken gate port: %v, want EEXIST", err)
 	}
-	if err := d.Apply(ctx, Batch{Remove: legs[:1]}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Remove: legs[:1]}); err != nil {
 		t.Fatalf("a batch after two failed ones: %v", err)
 	}
-	if err := d.Apply(ctx, Batch{Add: legs[:1]}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: legs[:1]}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := d.Legs(ctx); len(got) != len(legs) {
@@ -159,7 +159,7 @@ func TestKernelLargeBatchStoresEveryElement(t *testing.T) {
 		legs = append(legs, Leg{Mark: Mark(uint32(i + 1)), Gate: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), p),
 			Peer: ap("10.0.0.10:5000"), Source: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), p)})
 	}
-	if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: legs}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Legs(ctx)
@@ -169,7 +169,7 @@ func TestKernelLargeBatchStoresEveryElement(t *testing.T) {
 	if len(got) != len(legs) {
 		t.Fatalf("stored %d legs of %d", len(got), len(legs))
 	}
-	if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := d.Legs(ctx); len(got) != 0 {
@@ -203,7 +203,7 @@ func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 		}
 	}
 	stranger := Flow{Mark: Mark(4), Zone: ZoneA, Src: ap("203.0.113.9:1234"), Dst: ap("192.0.2.1:30000")}
-	if err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
 		t.Fatal(err)
 	}
 	out := inNS(t, ns, "conntrack", "-L", "-p", "udp")
@@ -211,7 +211,7 @@ func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 		t.Errorf("after deleting the stranger's flow, conntrack -L:\n%s", out)
 	}
 	// Deleting it again is not an error (it may have expired meanwhile).
-	if err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
 		t.Errorf("deleting a gone flow: %v", err)
 	}
 }
@@ -288,7 +288,7 @@ func TestKernelLearningLegsAndLearnedSources(t *testing.T) {
 		Allowed: Allow(netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("192.0.2.10")), Guard: true, Learn: true}
 	learned := Leg{Mark: Mark(8), Gate: ap("[2001:db8:a::1]:30002"), Source: ap("[2001:db8:b::1]:30002"),
 		Lock: ap("[2001:db8:a::10]:7000"), Learned: ap("[2001:db8:a::10]:7000")}
-	if err := d.Apply(ctx, Batch{Add: []Leg{learning, learned}}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: []Leg{learning, learned}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := d.Legs(ctx)
@@ -308,7 +308,7 @@ func TestKernelLearningLegsAndLearnedSources(t *testing.T) {
 	// The kernel learns for mark 4 behind the caller's back (as the rule
 	// would); removing the leg believing nothing was learned still works.
 	nft(t, ns, "add", "element", "inet", TableName, "learned4", "{ 0x52000004 : 192.0.2.10 . 4321 }")
-	if err := d.Apply(ctx, Batch{Remove: []Leg{learning}}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Remove: []Leg{learning}}); err != nil {
 		t.Fatalf("removing a leg whose learned source the caller never heard of: %v", err)
 	}
 	if l := nft(t, ns, "list", "map", "inet", TableName, "learned4"); strings.Contains(l, "4321") {
@@ -318,13 +318,13 @@ func TestKernelLearningLegsAndLearnedSources(t *testing.T) {
 	// mark (left from before) replaces it.
 	nft(t, ns, "add", "element", "inet", TableName, "learned4", "{ 0x52000004 : 192.0.2.10 . 4321 }")
 	learning.Learned, learning.Learn, learning.Guard = ap("192.0.2.10:4000"), false, false
-	if err := d.Apply(ctx, Batch{Add: []Leg{learning}}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: []Leg{learning}}); err != nil {
 		t.Fatal(err)
 	}
 	if l := nft(t, ns, "list", "map", "inet", TableName, "learned4"); !strings.Contains(l, "192.0.2.10 . 4000") || strings.Contains(l, "4321") {
 		t.Errorf("learned map after adding over a stale element:\n%s", l)
 	}
-	if err := d.Apply(ctx, Batch{Remove: []Leg{learning, learned}}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Remove: []Leg{learning, learned}}); err != nil {
 		t.Fatal(err)
 	}
 	if l := nft(t, ns, "list", "table", "inet", TableName); strings.Contains(l, "elements = {") {

@@ -120,10 +120,14 @@ func (d *nftDataplane) Generation(ctx context.Context) (Generation, error) {
 	return g.Read(Generation{Boot: g.boot, NetNS: g.cookie, ID: id}), nil
 }
 
-// Expected predicts the generation from the transactions since the last
-// reading, without asking the kernel.
-func (d *nftDataplane) Expected() (Generation, bool) {
+// expected predicts the generation from the transactions since the last
+// reading, without asking the kernel; zero when it cannot.
+func (d *nftDataplane) expected() Generation {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.gen.Expected()
+	g, ok := d.gen.Expected()
+	if !ok {
+		return Generation{}
+	}
+	return g
 }

@@ -29,7 +29,7 @@ func TestKernelGenerationTellsOwnCommitsFromForeignOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	legs := []Leg{{Mark: Mark(4), Gate: ap("192.0.2.1:30000"), Peer: ap("10.0.0.10:5000"), Source: ap("10.0.0.1:30000")}}
-	if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: legs}); err != nil {
 		t.Fatal(err)
 	}
 	own, err := d.Generation(ctx)
@@ -43,14 +43,14 @@ func TestKernelGenerationTellsOwnCommitsFromForeignOnes(t *testing.T) {
 		t.Errorf("nothing committed: %+v, want own and the same as %+v", again, own)
 	}
 	// A failed batch leaves the generation unknown to the dataplane.
-	if err := d.Apply(ctx, Batch{Remove: []Leg{{Mark: Mark(99), Gate: ap("192.0.2.1:30098")}}}); err == nil {
+	if _, err := d.Apply(ctx, Batch{Remove: []Leg{{Mark: Mark(99), Gate: ap("192.0.2.1:30098")}}}); err == nil {
 		t.Fatal("removing a missing leg succeeded")
 	}
 	if g, _ := d.Generation(ctx); g.Own {
 		t.Errorf("after a failed batch: %+v, want not own", g)
 	}
 	nft(t, ns, "add", "table", "ip", "someone-else")
-	if err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Remove: legs}); err != nil {
 		t.Fatal(err)
 	}
 	if g, _ := d.Generation(ctx); g.Own {

@@ -60,7 +60,7 @@ func installLegs(tb testing.TB, d Dataplane, legs []Leg) {
 	ctx := context.Background()
 	for len(legs) > 0 {
 		n := min(len(legs), 2048)
-		if err := d.Apply(ctx, Batch{Add: legs[:n]}); err != nil {
+		if _, err := d.Apply(ctx, Batch{Add: legs[:n]}); err != nil {
 			tb.Fatal(err)
 		}
 		legs = legs[n:]

@@ -131,7 +131,7 @@ func TestKernelSetupMigratesUnsizedSetsKeepingLegs(t *testing.T) {
 	}
 	checkLegs(t, d, nil)
 	legs := migrationLegs()
-	if err := d.Apply(ctx, Batch{Add: legs}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: legs}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -170,7 +170,7 @@ func TestKernelMigrationCutShortIsFinishedByTheNextSetup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if err := old.Apply(ctx, Batch{Add: legs}); err != nil {
+	if _, err := old.Apply(ctx, Batch{Add: legs}); err != nil {
 		t.Fatal(err)
 	}
 	// A daemon dies after the first move: the rules look up the sets under

@@ -237,8 +237,12 @@ type Dataplane interface {
 	// Setup creates the table if needed and installs the rules for gates,
 	// keeping every installed leg.
 	Setup(ctx context.Context, gates []Gate) error
-	// Apply commits b as one transaction and flushes stale conntrack entries.
-	Apply(ctx context.Context, b Batch) error
+	// Apply commits b as one transaction, deletes the conntrack entries b
+	// names, and returns the ruleset generation the kernel is at after it
+	// when the dataplane knows that without asking (nobody else committed
+	// since the last Generation reading; GenerationCounter.Expected), or
+	// the zero Generation: what a journal stamps its record with.
+	Apply(ctx context.Context, b Batch) (Generation, error)
 	// Legs lists the installed legs.
 	Legs(ctx context.Context) ([]Leg, error)
 	// Flows lists the conntrack entries of the given marks, or of every
@@ -252,10 +256,6 @@ type Dataplane interface {
 	// Generation reads the namespace's ruleset generation, which tells
 	// whether anything was committed since an earlier reading.
 	Generation(ctx context.Context) (Generation, error)
-	// Expected is the generation the kernel is at if nobody else has
-	// committed since the last Generation that was Own, without asking
-	// the kernel (GenerationCounter.Expected).
-	Expected() (Generation, bool)
 }
 
 // ErrFlowsRemain marks an Apply whose transaction was committed but whose

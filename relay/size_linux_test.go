@@ -32,10 +32,10 @@ func TestKernelSetBeyondItsSizeFailsClearly(t *testing.T) {
 		legs[i] = Leg{Mark: Mark(uint32(4 + i)), Gate: netip.AddrPortFrom(gates[0].Addr, port),
 			Source: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), port)}
 	}
-	if err := d.Apply(ctx, Batch{Add: legs[:minSetSize]}); err != nil {
+	if _, err := d.Apply(ctx, Batch{Add: legs[:minSetSize]}); err != nil {
 		t.Fatalf("filling the set to its size: %v", err)
 	}
-	err = d.Apply(ctx, Batch{Add: legs[minSetSize:]})
+	_, err = d.Apply(ctx, Batch{Add: legs[minSetSize:]})
 	if !errors.Is(err, unix.ENFILE) || !strings.Contains(err.Error(), "a set is full") {
 		t.Fatalf("one leg beyond the size: %v, want ENFILE named a full set", err)
 	}

@@ -272,7 +272,7 @@ func (m *Manager) applyGroup(ctx context.Context, group []*txn) error {
 		b.Flush = append(b.Flush, mb.Flush...)
 		b.Delete = append(b.Delete, mb.Delete...)
 	}
-	err := m.dp.Apply(ctx, b)
+	err := m.apply(ctx, b)
 	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
 		return err
 	}
@@ -310,7 +310,7 @@ func (m *Manager) journalGroup(ctx context.Context, group []*txn) {
 		u := diffLegs(c.want, c.had)
 		undo.Remove, undo.Add = append(undo.Remove, u.Remove...), append(undo.Add, u.Add...)
 	}
-	if uerr := m.dp.Apply(ctx, undo.FlushStale()); uerr != nil {
+	if uerr := m.apply(ctx, undo.FlushStale()); uerr != nil {
 		err = errors.Join(err, fmt.Errorf("roll back kernel: %w", uerr))
 	}
 	for _, t := range group {

@@ -122,7 +122,7 @@ func TestGroupMemberTheKernelRefusesFailsAlone(t *testing.T) {
 	// Behind the Manager's back a leg holds the first mark of the session
 	// index the second request of the group will take.
 	foreign := relay.Leg{Mark: relay.Mark(4 * 2), Gate: ap("192.0.2.99:1"), Source: ap("10.0.0.99:1")}
-	if err := h.mem.Apply(ctx, relay.Batch{Add: []relay.Leg{foreign}}); err != nil {
+	if _, err := h.mem.Apply(ctx, relay.Batch{Add: []relay.Leg{foreign}}); err != nil {
 		t.Fatal(err)
 	}
 	before := h.mem.Applied()
@@ -157,7 +157,7 @@ func TestGroupMemberTheKernelRefusesFailsAlone(t *testing.T) {
 	if free := h.m.boards["edge"].a.free; free != 500-3 {
 		t.Errorf("%d free port pairs on gate-a, want %d", free, 500-3)
 	}
-	if err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{foreign}}); err != nil {
+	if _, err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{foreign}}); err != nil {
 		t.Fatal(err)
 	}
 	checkKernelAndJournal(t, h, sessions)

@@ -134,7 +134,7 @@ func (m *Manager) deleteStale(flows []relay.Flow) {
 	if len(flows) == 0 {
 		return
 	}
-	if err := m.dp.Apply(context.Background(), relay.Batch{Delete: flows}); err != nil {
+	if err := m.apply(context.Background(), relay.Batch{Delete: flows}); err != nil {
 		m.log.Error("deleting stale flows failed", "flows", len(flows), "err", err)
 		return
 	}

@@ -63,9 +63,9 @@ type journalFile interface {
 }
 
 // generations tells the ruleset generation the kernel is at, if it is known
-// without asking it (relay.Dataplane.Expected: the dataplane counts its
-// transactions since it last read the generation, so a stamp costs no
-// round trip to the kernel).
+// without asking it: the Manager's genTracker, from what each Apply
+// answered (the dataplane counts its transactions since it last read the
+// generation, so a stamp costs no round trip to the kernel).
 type generations interface {
 	Expected() (relay.Generation, bool)
 }

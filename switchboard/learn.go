@@ -154,7 +154,7 @@ func (m *Manager) ended(e *entry, f relay.Flow) {
 // locked to: the kernel drops such flows once the lock is installed, so it
 // raced the lock (RTP Bleed) and must not keep reaching the peer.
 func (m *Manager) dropStranger(e *entry, f relay.Flow) {
-	if err := m.dp.Apply(context.Background(), relay.Batch{Delete: []relay.Flow{f}}); err != nil {
+	if err := m.apply(context.Background(), relay.Batch{Delete: []relay.Flow{f}}); err != nil {
 		m.log.Error("deleting a stranger's flow failed", "session", e.s.ID, "source", f.Src, "err", err)
 		return
 	}

@@ -54,6 +54,7 @@ type Manager struct {
 	timers    timerQueue
 	wake      chan struct{}
 	events    events
+	gen       genTracker // the kernel's generation after the last transaction
 	replica   Replica
 	standby   bool
 	q         commitQueue // on mu

@@ -14,7 +14,9 @@ import (
 // that the Manager's own memory is measured, not the fake kernel's.
 type acceptAll struct{ *relaytest.Memory }
 
-func (acceptAll) Apply(context.Context, relay.Batch) error { return nil }
+func (acceptAll) Apply(context.Context, relay.Batch) (relay.Generation, error) {
+	return relay.Generation{}, nil
+}
 
 // BenchmarkManagerHeapPerSession reports the live heap the Manager holds
 // per session with 100k answered sessions (the daemon's RSS is about twice

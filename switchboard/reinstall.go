@@ -29,7 +29,7 @@ func (m *Manager) Reinstall(ctx context.Context, why error) (int, error) {
 	}
 	// From this reading on the table is again what the journal's own
 	// transactions make of it, and a gen record says so.
-	if _, err := m.dp.Generation(ctx); err == nil && m.j != nil {
+	if _, err := m.readGeneration(ctx); err == nil && m.j != nil {
 		if err := m.j.mark(); err != nil {
 			m.log.Warn("journal: recording the generation after reinstalling failed", "err", err)
 		}

@@ -23,7 +23,7 @@ func TestReinstallPutsEverySessionBackAfterTheTableWasEmptied(t *testing.T) {
 	want := legsOf(t, h.mem)
 	// Someone else empties the table (what a flush ruleset leaves the
 	// daemon to find): every leg is gone.
-	if err := h.mem.Apply(ctx, relay.Batch{Remove: want}); err != nil {
+	if _, err := h.mem.Apply(ctx, relay.Batch{Remove: want}); err != nil {
 		t.Fatal(err)
 	}
 	h.mem.Foreign()

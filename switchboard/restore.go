@@ -35,9 +35,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.j = j
 	m.reportSkips(journaled)
-	j.gen = m.dp
+	j.gen = &m.gen
 	// Read before Setup, which may commit too.
-	before, err := m.dp.Generation(ctx)
+	before, err := m.readGeneration(ctx)
 	if err != nil {
 		m.log.Warn("reading the ruleset generation failed; listing the table", "err", err)
 	}
@@ -75,7 +75,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	// Every commit since before was ours: the table holds the sessions'
 	// legs, and the count of our commits from here stamps the journal.
-	if _, err := m.dp.Generation(ctx); err != nil {
+	if _, err := m.readGeneration(ctx); err != nil {
 		m.log.Warn("reading the ruleset generation failed; the next start lists the table", "err", err)
 	}
 	for _, e := range m.sessions {
@@ -228,14 +228,14 @@ func (m *Manager) applyChunked(ctx context.Context, b relay.Batch) error {
 	defer m.restoreProgress(len(b.Remove) + len(b.Add))(&b)
 	for len(b.Remove) > 0 {
 		n := min(len(b.Remove), applyChunk)
-		if err := m.dp.Apply(ctx, relay.Batch{Remove: b.Remove[:n]}.FlushStale()); err != nil {
+		if err := m.apply(ctx, relay.Batch{Remove: b.Remove[:n]}.FlushStale()); err != nil {
 			return err
 		}
 		b.Remove = b.Remove[n:]
 	}
 	for len(b.Add) > 0 {
 		n := min(len(b.Add), applyChunk)
-		if err := m.dp.Apply(ctx, relay.Batch{Add: b.Add[:n]}); err != nil {
+		if err := m.apply(ctx, relay.Batch{Add: b.Add[:n]}); err != nil {
 			return err
 		}
 		b.Add = b.Add[n:]
@@ -293,7 +293,7 @@ func (m *Manager) flushOrphans(ctx context.Context) error {
 	if len(orphans) > 0 {
 		m.log.Info("flushing orphaned flows", "flows", len(orphans))
 	}
-	return m.dp.Apply(ctx, relay.Batch{Flush: orphans})
+	return m.apply(ctx, relay.Batch{Flush: orphans})
 }
 
 // adoptLearned records in their sessions the sources the kernel learned

@@ -123,7 +123,7 @@ func TestStartRepairsTheKernelToMatchTheSessions(t *testing.T) {
 		{Mark: relay.Mark(400), Gate: ap("192.0.2.1:30002"), Source: ap("10.0.0.1:30002"), Peer: ap("10.0.0.20:2000")},
 		{Mark: relay.Mark(401), Gate: ap("10.0.0.1:30003"), Source: ap("192.0.2.1:30003"), Lock: ap("192.0.2.20:2001")},
 	}
-	if err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{want[legARTP], want[legBRTCP]}, Add: append([]relay.Leg{changed}, orphans...)}); err != nil {
+	if _, err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{want[legARTP], want[legBRTCP]}, Add: append([]relay.Leg{changed}, orphans...)}); err != nil {
 		t.Fatal(err)
 	}
 	h.mem.SetFlows(
@@ -276,7 +276,7 @@ func TestStartListsTheTableWhenTheGenerationMoved(t *testing.T) {
 		{"the daemon was killed between a transaction and its record", func(t *testing.T, h *harness) {
 			h.m.Close()
 			orphan := relay.Leg{Mark: relay.Mark(400), Gate: ap("192.0.2.1:30002"), Source: ap("10.0.0.1:30002")}
-			if err := h.mem.Apply(context.Background(), relay.Batch{Add: []relay.Leg{orphan}}); err != nil {
+			if _, err := h.mem.Apply(context.Background(), relay.Batch{Add: []relay.Leg{orphan}}); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -353,7 +353,7 @@ func TestStartListsTheTableAfterAJournalWriteFailed(t *testing.T) {
 	if err := h.m.Delete(ctx, gone.ID); err == nil {
 		t.Fatal("delete succeeded without its record")
 	}
-	if err := h.mem.Apply(ctx, relay.Batch{Remove: legsOf(t, h.mem)}); err != nil { // as a failed rollback would
+	if _, err := h.mem.Apply(ctx, relay.Batch{Remove: legsOf(t, h.mem)}); err != nil { // as a failed rollback would
 		t.Fatal(err)
 	}
 	f.n = 1 << 30
@@ -424,10 +424,10 @@ type failFirstApply struct {
 	failed bool
 }
 
-func (f *failFirstApply) Apply(ctx context.Context, b relay.Batch) error {
+func (f *failFirstApply) Apply(ctx context.Context, b relay.Batch) (relay.Generation, error) {
 	if !f.failed && len(b.Remove)+len(b.Add) > 0 {
 		f.failed = true
-		return errors.New("injected: no such element")
+		return relay.Generation{}, errors.New("injected: no such element")
 	}
 	return f.Memory.Apply(ctx, b)
 }
@@ -445,7 +445,7 @@ func TestStartRecordsWhatTheKernelLearnedMeanwhile(t *testing.T) {
 	leg := h.leg(t, s, legARTP)
 	learned := leg
 	learned.Learned = ap("192.0.2.10:61000") // as the kernel's rule adds it
-	if err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{leg}, Add: []relay.Leg{learned}}); err != nil {
+	if _, err := h.mem.Apply(ctx, relay.Batch{Remove: []relay.Leg{leg}, Add: []relay.Leg{learned}}); err != nil {
 		t.Fatal(err)
 	}
 	h.start(t, "")

@@ -77,7 +77,17 @@ func (m *Memory) takeFailure() error {
 }
 
 // Apply applies b whole or not at all, as the kernel's transaction does.
-func (m *Memory) Apply(ctx context.Context, b relay.Batch) error {
+func (m *Memory) Apply(ctx context.Context, b relay.Batch) (relay.Generation, error) {
+	err := m.apply(b)
+	if err != nil && !errors.Is(err, relay.ErrFlowsRemain) {
+		return relay.Generation{}, err
+	}
+	g, _ := m.Expected()
+	return g, err
+}
+
+// apply is Apply but for the generation it returns.
+func (m *Memory) apply(b relay.Batch) error {
 	if err := b.Validate(); err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
@@ -218,11 +228,16 @@ func (m *Memory) Generation(ctx context.Context) (relay.Generation, error) {
 	return m.gen.Read(relay.Generation{Boot: "memory", NetNS: 1, ID: m.genID}), nil
 }
 
-// Expected is as the kernel dataplane's.
+// Expected is what Apply returns: the generation predicted from the
+// batches since the last reading, when it can be.
 func (m *Memory) Expected() (relay.Generation, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.gen.Expected()
+	g, ok := m.gen.Expected()
+	if !ok {
+		return relay.Generation{}, false
+	}
+	return g, true
 }
 
 // Foreign records a transaction committed by someone else (as `nft add
