@@ -24,8 +24,6 @@ type fixture struct {
 func newFixture(t *testing.T, dir string, mem *relaytest.Memory) *fixture {
 	t.Helper()
 	cfg, err := switchboard.ParseConfig([]byte(fmt.Sprintf(`state-dir = %q
-[control]
-default-switchboard = "edge"
 [[switchboard]]
 name = "edge"
 gate-a = { name = "external", address = "192.0.2.1", ports = "30000-30299" }
@@ -39,7 +37,7 @@ gate-b = { name = "internal", address = "10.0.0.1", ports = "30000-30299" }
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	c := New(m, sdprelay.New(m), cfg.Switchboards, cfg.Control.DefaultSwitchboard)
+	c := New(m, sdprelay.New(m), cfg.Switchboards, "edge")
 	c.Restore()
 	return &fixture{calls: c, mgr: m, mem: mem, cfg: cfg}
 }

@@ -69,11 +69,11 @@ gate-b = { address = "10.0.0.2", ports = "1024-65535" }
 }
 
 // benchManager starts a Manager on the real kernel in a namespace of its
-// own, with benchConfig plus extra; both close when the benchmark ends.
-func benchManager(b *testing.B, extra string) (*switchboard.Manager, *switchboard.Config) {
+// own, with benchConfig; both close when the benchmark ends.
+func benchManager(b *testing.B) (*switchboard.Manager, *switchboard.Config) {
 	b.Helper()
 	fd := benchNS(b)
-	cfg, err := switchboard.ParseConfig([]byte(benchConfig(b.TempDir()) + extra))
+	cfg, err := switchboard.ParseConfig([]byte(benchConfig(b.TempDir())))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func benchManager(b *testing.B, extra string) (*switchboard.Manager, *switchboar
 func BenchmarkKernelAllocDelete(b *testing.B) {
 	for _, live := range []int{0, 50000} {
 		b.Run(fmt.Sprintf("live=%d", live), func(b *testing.B) {
-			m, _ := benchManager(b, "")
+			m, _ := benchManager(b)
 			ctx := context.Background()
 			req := func(i int) switchboard.AllocRequest {
 				sb := "one"
@@ -129,8 +129,8 @@ func BenchmarkKernelAllocDelete(b *testing.B) {
 // that cmd/nftrtpbench compares with rtpengine, here without a
 // second process so that a CPU profile sees all of it.
 func BenchmarkKernelNGCall(b *testing.B) {
-	m, cfg := benchManager(b, "[control]\ndefault-switchboard = \"one\"\n")
-	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, cfg.Control.DefaultSwitchboard)
+	m, cfg := benchManager(b)
+	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, "one")
 	c := ngtest.Dial(b, ngtest.Serve(b, ngcalls.New(cl), ng.Options{}))
 	sdpOf := func(addr string, port int) string {
 		return "v=0\r\no=- 1 1 IN IP4 " + addr + "\r\ns=-\r\nc=IN IP4 " + addr + "\r\nt=0 0\r\n" +

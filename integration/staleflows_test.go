@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/internal/daemonconfig"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -25,11 +26,11 @@ func TestUnseenFlowsOfADeletedSessionAreDeletedWhenSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
-	cfg, err := switchboard.ParseConfig([]byte(labConfig(lab, t.TempDir(), "")))
+	cfg, err := daemonconfig.Parse([]byte(labConfig(lab, t.TempDir(), "")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, dp, _ := startManager(t, int(ns.Fd()), cfg, nil)
+	m, dp, _ := startManager(t, int(ns.Fd()), cfg.Config, nil)
 	defer dp.Close()
 	defer m.Close()
 	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)

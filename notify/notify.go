@@ -36,7 +36,7 @@ type Options struct {
 
 // Notifier sends timeout notifications. It is safe for concurrent use.
 type Notifier struct {
-	cfg    switchboard.Notify
+	cfg    Config
 	log    *slog.Logger
 	opts   Options
 	client *http.Client
@@ -54,7 +54,7 @@ type job struct {
 }
 
 // New returns a Notifier for cfg.
-func New(cfg switchboard.Notify, opts Options) *Notifier {
+func New(cfg Config, opts Options) *Notifier {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -192,7 +192,7 @@ func tags(l map[string]string) (from, to string) {
 // xmlrpcBody is the method call of the configured format for a session's
 // call.
 func (n *Notifier) xmlrpcBody(l map[string]string) ([]byte, error) {
-	if n.cfg.XMLRPCFormat == switchboard.XMLRPCTeardown {
+	if n.cfg.XMLRPCFormat == XMLRPCTeardown {
 		return methodCall("teardown", callID(l))
 	}
 	from, to := tags(l)

@@ -50,7 +50,7 @@ func (s *rpcServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.got <- struct{}{}
 }
 
-func startNotifier(t *testing.T, cfg switchboard.Notify) *Notifier {
+func startNotifier(t *testing.T, cfg Config) *Notifier {
 	t.Helper()
 	n := New(cfg, Options{Backoff: 10 * time.Millisecond, Timeout: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -80,7 +80,7 @@ func TestKamailioFormatTerminatesTheDialogOncePerCallAfterRetries(t *testing.T) 
 	rpc := &rpcServer{fail: 2, got: make(chan struct{}, 4), reply: "<methodResponse><params></params></methodResponse>"}
 	srv := httptest.NewServer(rpc)
 	defer srv.Close()
-	n := startNotifier(t, switchboard.Notify{XMLRPCURL: srv.URL + "/RPC2", XMLRPCFormat: switchboard.XMLRPCKamailio})
+	n := startNotifier(t, Config{XMLRPCURL: srv.URL + "/RPC2", XMLRPCFormat: XMLRPCKamailio})
 	n.SessionEnded(ended(switchboard.EndMediaTimeout, ngCall))
 	n.SessionEnded(ended(switchboard.EndMediaTimeout, ngCall)) // the call's second stream
 	n.SessionEnded(ended(switchboard.EndDeleted, map[string]string{"call-id": "c2", "offerer-tag": "a", "answerer-tag": "b"}))
@@ -98,7 +98,7 @@ func TestTeardownFormatNamesTheCallIDEvenUnanswered(t *testing.T) {
 	rpc := &rpcServer{got: make(chan struct{}, 4)}
 	srv := httptest.NewServer(rpc)
 	defer srv.Close()
-	n := startNotifier(t, switchboard.Notify{XMLRPCURL: srv.URL, XMLRPCFormat: switchboard.XMLRPCTeardown})
+	n := startNotifier(t, Config{XMLRPCURL: srv.URL, XMLRPCFormat: XMLRPCTeardown})
 	n.SessionEnded(ended(switchboard.EndRingingTimeout, map[string]string{"call-id": "c3", "offerer-tag": "ft"}))
 	wait(t, rpc.got)
 	rpc.mu.Lock()
@@ -119,7 +119,7 @@ func TestAFaultIsRetriedUnlessTheDialogIsGone(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, tc.fault) }))
 			defer srv.Close()
-			n := New(switchboard.Notify{}, Options{})
+			n := New(Config{}, Options{})
 			err := n.post(context.Background(), srv.URL, []byte("<methodCall/>"))
 			if (err != nil) != tc.wantErr {
 				t.Errorf("post = %v, want error: %v", err, tc.wantErr)
@@ -150,7 +150,7 @@ func TestRTPProxyNotificationWritesTheTagToTheNotifySocket(t *testing.T) {
 				line, _ := bufio.NewReader(c).ReadString('\n')
 				got <- line
 			}()
-			n := startNotifier(t, switchboard.Notify{})
+			n := startNotifier(t, Config{})
 			n.SessionEnded(ended(switchboard.EndMediaTimeout, map[string]string{"rtpproxy-call-id": "r1",
 				calls.LabelNotifySocket: tc.sock + l.Addr().String(), calls.LabelNotifyTag: "1234%3A5678"}))
 			select {
@@ -166,7 +166,7 @@ func TestRTPProxyNotificationWritesTheTagToTheNotifySocket(t *testing.T) {
 }
 
 func TestAFullQueueDropsRatherThanBlocks(t *testing.T) {
-	n := New(switchboard.Notify{XMLRPCURL: "http://127.0.0.1:9/", XMLRPCFormat: switchboard.XMLRPCTeardown}, Options{QueueLength: 2})
+	n := New(Config{XMLRPCURL: "http://127.0.0.1:9/", XMLRPCFormat: XMLRPCTeardown}, Options{QueueLength: 2})
 	done := make(chan struct{})
 	go func() {
 		for i := range 10 {

@@ -41,7 +41,7 @@ type Node struct {
 
 // NewNode returns a node for cfg; it connects to Redis lazily, so a Redis
 // that is down does not stop the daemon from starting.
-func NewNode(cfg switchboard.Replication, log *slog.Logger) *Node {
+func NewNode(cfg Config, log *slog.Logger) *Node {
 	log = orDiscard(log).With("part", "replication")
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Redis, DialTimeout: cfg.Timeout,
 		ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout, MaxRetries: -1, PoolSize: 4})

@@ -3,63 +3,25 @@ package switchboard
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
+	"github.com/nftrtpproxy/nftrtpproxy/internal/conffile"
 )
 
-// Config is the validated daemon configuration.
+// Config is the validated configuration of the session engine: the state
+// directory and the switchboards. The daemon's other tables ([control],
+// [notify], [replication]) share its file but belong to their own packages
+// (internal/daemonconfig).
 type Config struct {
 	// StateDir holds the session journal.
 	StateDir string
-	// Control lists the addresses of the control front ends.
-	Control Control
 	// Switchboards in file order; names are unique.
 	Switchboards []*Switchboard
-	// Replication configures a router pair (config_replication.go).
-	Replication Replication
-	// Notify says how the SIP proxy hears of calls the relay ended
-	// (config_notify.go).
-	Notify Notify
 }
-
-// Control holds the listen addresses of the control protocols. An empty
-// address disables that front end: nothing listens unless named.
-type Control struct {
-	HTTP               string
-	NG                 string
-	RTPProxy           string
-	LRKProxy           string
-	MediaProxy         string
-	DefaultSwitchboard string
-	// ReplyCacheBytes is each reply cache's budget in bytes (keys and
-	// replies): the oldest replies leave first when it is spent.
-	ReplyCacheBytes int
-	// SocketGroup, when set, owns the unix control sockets (mode 0660).
-	SocketGroup string
-	// Allow lists the source networks each network control socket
-	// answers; datagrams and connections from elsewhere are dropped.
-	Allow Allow
-	// Metrics serves Prometheus metrics on /metrics (TCP); empty: none.
-	Metrics string
-}
-
-// Allow holds the source networks per network control socket.
-type Allow struct {
-	HTTP, NG, RTPProxy, LRKProxy []netip.Prefix
-}
-
-// DefaultReplyCacheBytes is [control] reply-cache-bytes when unset: 16 MiB
-// per cache holds some 50,000 ordinary replies (about 300 bytes each).
-const DefaultReplyCacheBytes = 16 << 20
-
-// defaultAllow is every allow list that is unset: the loopback networks.
-var defaultAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Timeouts are the per-switchboard session timers of iptrtpproxy.
 type Timeouts struct {
@@ -163,40 +125,22 @@ func (r PortRange) Pairs() int {
 
 func (r PortRange) overlaps(o PortRange) bool { return r.First <= o.Last && o.First <= r.Last }
 
-// The raw layer mirrors the TOML file; validate turns it into Config.
+// The raw layer mirrors the engine's keys of the TOML file; validate turns
+// it into Config.
 type rawConfig struct {
-	StateDir    string           `toml:"state-dir"`
-	Control     rawControl       `toml:"control"`
-	Defaults    rawTimeouts      `toml:"defaults"`
-	Switchboard []rawSwitchboard `toml:"switchboard"`
-	Replication rawReplication   `toml:"replication"`
-	Notify      rawNotify        `toml:"notify"`
-}
-
-type rawControl struct {
-	HTTP               string   `toml:"http"`
-	NG                 string   `toml:"ng"`
-	RTPProxy           string   `toml:"rtpproxy"`
-	LRKProxy           string   `toml:"lrkproxy"`
-	MediaProxy         string   `toml:"mediaproxy"`
-	DefaultSwitchboard string   `toml:"default-switchboard"`
-	ReplyCacheBytes    *int     `toml:"reply-cache-bytes"`
-	SocketGroup        string   `toml:"socket-group"`
-	HTTPAllow          []string `toml:"http-allow"`
-	NGAllow            []string `toml:"ng-allow"`
-	RTPProxyAllow      []string `toml:"rtpproxy-allow"`
-	LRKProxyAllow      []string `toml:"lrkproxy-allow"`
-	Metrics            string   `toml:"metrics"`
+	StateDir    string
+	Defaults    rawTimeouts
+	Switchboard []rawSwitchboard
 }
 
 type rawTimeouts struct {
-	LearningA    *duration `toml:"learning-timeout-a"`
-	LearningB    *duration `toml:"learning-timeout-b"`
-	AlwaysLearnA *bool     `toml:"always-learn-a"`
-	AlwaysLearnB *bool     `toml:"always-learn-b"`
-	Ringing      *duration `toml:"ringing-timeout"`
-	Media        *duration `toml:"media-timeout"`
-	MaxSessions  *int      `toml:"max-sessions"`
+	LearningA    *conffile.Duration `toml:"learning-timeout-a"`
+	LearningB    *conffile.Duration `toml:"learning-timeout-b"`
+	AlwaysLearnA *bool              `toml:"always-learn-a"`
+	AlwaysLearnB *bool              `toml:"always-learn-b"`
+	Ringing      *conffile.Duration `toml:"ringing-timeout"`
+	Media        *conffile.Duration `toml:"media-timeout"`
+	MaxSessions  *int               `toml:"max-sessions"`
 }
 
 type rawSwitchboard struct {
@@ -212,34 +156,6 @@ type rawGate struct {
 	Ports     string `toml:"ports"`
 	Learn     string `toml:"learn"`
 	Advertise string `toml:"advertise"`
-}
-
-// duration reads "10s" or an integer number of seconds.
-type duration time.Duration
-
-func (d *duration) UnmarshalTOML(v any) error {
-	switch v := v.(type) {
-	case int64:
-		if v < 0 {
-			return fmt.Errorf("negative duration %d", v)
-		}
-		if v > int64(math.MaxInt64/time.Second) {
-			return fmt.Errorf("duration %d seconds is out of range", v)
-		}
-		*d = duration(time.Duration(v) * time.Second)
-	case string:
-		p, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("invalid duration %q (want \"10s\" or seconds)", v)
-		}
-		if p < 0 {
-			return fmt.Errorf("negative duration %q", v)
-		}
-		*d = duration(p)
-	default:
-		return fmt.Errorf("invalid duration %v (want \"10s\" or seconds)", v)
-	}
-	return nil
 }
 
 // DefaultTimeouts apply where neither [defaults] nor a switchboard sets one.
@@ -259,34 +175,40 @@ func LoadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// ParseConfig decodes and validates a TOML document. Unknown keys, duplicate
-// names and overlapping port ranges are errors.
+// ParseConfig decodes and validates a TOML document holding only the
+// engine's keys (state-dir, [defaults], [[switchboard]]). Unknown keys,
+// duplicate names and overlapping port ranges are errors.
 func ParseConfig(b []byte) (*Config, error) {
-	var raw rawConfig
-	md, err := toml.Decode(string(b), &raw)
+	f, err := conffile.Parse(b)
 	if err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)
-		}
 		return nil, err
 	}
-	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = strconv.Quote(k.String())
+	c, err := DecodeConfig(f)
+	if uerr := f.Unknown(); uerr != nil {
+		return nil, uerr
+	}
+	return c, err
+}
+
+// DecodeConfig decodes and validates the engine's keys of f: state-dir,
+// [defaults] and [[switchboard]]. The caller reports f's unknown keys
+// (conffile.File.Unknown) before an error of DecodeConfig, which may stem
+// from a misspelt key.
+func DecodeConfig(f *conffile.File) (*Config, error) {
+	var raw rawConfig
+	for _, d := range []struct {
+		key string
+		v   any
+	}{{"state-dir", &raw.StateDir}, {"defaults", &raw.Defaults}, {"switchboard", &raw.Switchboard}} {
+		if err := f.Decode(d.key, d.v); err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("unknown key %s", strings.Join(keys, ", "))
 	}
 	return raw.validate()
 }
 
 func (r rawConfig) validate() (*Config, error) {
-	ctl, err := r.Control.validate()
-	if err != nil {
-		return nil, fmt.Errorf("control: %w", err)
-	}
-	c := &Config{StateDir: r.StateDir, Control: ctl}
+	c := &Config{StateDir: r.StateDir}
 	if c.StateDir == "" {
 		return nil, errors.New(`"state-dir" is required`)
 	}
@@ -316,68 +238,7 @@ func (r rawConfig) validate() (*Config, error) {
 	if err := checkOverlaps(c.Switchboards); err != nil {
 		return nil, err
 	}
-	if d := c.Control.DefaultSwitchboard; d != "" && !seen[d] {
-		return nil, fmt.Errorf("control: default-switchboard %q is not defined", d)
-	}
-	rep, err := r.Replication.validate(c.Switchboards, c.Control)
-	if err != nil {
-		return nil, err
-	}
-	c.Replication = rep
-	if c.Notify, err = r.Notify.validate(); err != nil {
-		return nil, fmt.Errorf("notify: %w", err)
-	}
 	return c, nil
-}
-
-func (r rawControl) validate() (Control, error) {
-	c := Control{HTTP: r.HTTP, NG: r.NG, RTPProxy: r.RTPProxy, LRKProxy: r.LRKProxy,
-		MediaProxy: r.MediaProxy, DefaultSwitchboard: r.DefaultSwitchboard,
-		ReplyCacheBytes: DefaultReplyCacheBytes, SocketGroup: r.SocketGroup, Metrics: r.Metrics}
-	if r.ReplyCacheBytes != nil {
-		if *r.ReplyCacheBytes < 1<<10 {
-			return c, fmt.Errorf("reply-cache-bytes %d: want at least 1024", *r.ReplyCacheBytes)
-		}
-		c.ReplyCacheBytes = *r.ReplyCacheBytes
-	}
-	for _, l := range []struct {
-		key string
-		raw []string
-		out *[]netip.Prefix
-	}{
-		{"http-allow", r.HTTPAllow, &c.Allow.HTTP},
-		{"ng-allow", r.NGAllow, &c.Allow.NG},
-		{"rtpproxy-allow", r.RTPProxyAllow, &c.Allow.RTPProxy},
-		{"lrkproxy-allow", r.LRKProxyAllow, &c.Allow.LRKProxy},
-	} {
-		p, err := parseAllow(l.key, l.raw)
-		if err != nil {
-			return c, err
-		}
-		*l.out = p
-	}
-	return c, nil
-}
-
-// parseAllow reads an allow list of networks ("10.0.0.0/8") or addresses
-// ("192.0.2.7"); unset, it is the loopback networks.
-func parseAllow(key string, raw []string) ([]netip.Prefix, error) {
-	if raw == nil {
-		return defaultAllow, nil
-	}
-	out := make([]netip.Prefix, 0, len(raw))
-	for _, s := range raw {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil || a.Zone() != "" {
-				return nil, fmt.Errorf("%s: %q is not a network or address", key, s)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
 
 // over returns base with r's settings applied on top.

@@ -8,35 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"net/netip"
-
 	"github.com/google/go-cmp/cmp"
 )
 
-// documented uses every key of the schema: [control] in full, [defaults]
-// with durations both as strings and as integer seconds, overrides per
+// documented uses every key of the engine's schema: [defaults] with
+// durations both as strings and as integer seconds, overrides per
 // switchboard, and an IPv6 switchboard whose gates share an address.
 const documented = `
 state-dir = "/var/lib/nftrtpproxy"
-
-[control]
-http = "127.0.0.1:7781"
-ng = "127.0.0.1:2223"
-rtpproxy = "udp:127.0.0.1:22223"
-lrkproxy = "127.0.0.1:22333"
-mediaproxy = "/run/nftrtpproxy/dispatcher.sock"
-default-switchboard = "edge"
-reply-cache-bytes = 8388608
-socket-group = "kamailio"
-http-allow = ["127.0.0.1"]
-ng-allow = ["127.0.0.0/8", "10.0.0.0/8"]
-rtpproxy-allow = ["::1"]
-lrkproxy-allow = []
-metrics = "127.0.0.1:9780"
-
-[notify]
-xmlrpc-url = "http://127.0.0.1:8000/RPC2"
-xmlrpc-format = "teardown"
 
 [defaults]
 max-sessions = 5000
@@ -71,13 +50,6 @@ func TestDocumentedSchemaParses(t *testing.T) {
 	}
 	want := &Config{
 		StateDir: "/var/lib/nftrtpproxy",
-		Control: Control{HTTP: "127.0.0.1:7781", NG: "127.0.0.1:2223", RTPProxy: "udp:127.0.0.1:22223",
-			LRKProxy: "127.0.0.1:22333", MediaProxy: "/run/nftrtpproxy/dispatcher.sock", DefaultSwitchboard: "edge",
-			ReplyCacheBytes: 8 << 20, SocketGroup: "kamailio",
-			Allow: Allow{HTTP: prefixes("127.0.0.1/32"), NG: prefixes("127.0.0.0/8", "10.0.0.0/8"),
-				RTPProxy: prefixes("::1/128"), LRKProxy: []netip.Prefix{}},
-			Metrics: "127.0.0.1:9780"},
-		Notify: Notify{XMLRPCURL: "http://127.0.0.1:8000/RPC2", XMLRPCFormat: XMLRPCTeardown},
 		Switchboards: []*Switchboard{{
 			Name: "edge",
 			A:    Gate{Name: "external", Addr: mustAddr("192.0.2.1"), Ports: PortRange{30000, 39999}, Learn: LearnSignalled},
@@ -103,14 +75,6 @@ func TestDocumentedSchemaParses(t *testing.T) {
 	if sb := got.Switchboard("core"); sb != nil {
 		t.Errorf("Switchboard(%q) = %v, want nil", "core", sb)
 	}
-}
-
-func prefixes(s ...string) []netip.Prefix {
-	out := make([]netip.Prefix, len(s))
-	for i, p := range s {
-		out[i] = netip.MustParsePrefix(p)
-	}
-	return out
 }
 
 // base is the smallest valid configuration; cases edit it.
@@ -145,20 +109,12 @@ var goodConfigs = []struct {
 	name, toml string
 	check      func(*Config) string // what to look at; "" when as expected
 }{
-	{"the smallest config gets the default timeouts and limits, and no API", base, func(c *Config) string {
-		want := Control{ReplyCacheBytes: DefaultReplyCacheBytes,
-			Allow: Allow{HTTP: defaultAllow, NG: defaultAllow, RTPProxy: defaultAllow, LRKProxy: defaultAllow}}
-		return cmp.Diff(want, c.Control, addrs) + cmp.Diff(defaultTimeouts, c.Switchboards[0].Timeouts) +
+	{"the smallest config gets the default timeouts and limits", base, func(c *Config) string {
+		return cmp.Diff(defaultTimeouts, c.Switchboards[0].Timeouts) +
 			cmp.Diff(0, c.Switchboards[0].MaxSessions)
 	}},
-	{"limits, the socket group and allow lists are read", edit("[[switchboard]]", "[control]\nreply-cache-bytes = 4096\nsocket-group = \"kamailio\"\nng-allow = [\"10.0.0.0/8\", \"192.0.2.7\"]\n[defaults]\nmax-sessions = 10\n[[switchboard]]") + coreWith("31000-31999") + "max-sessions = 0\n", func(c *Config) string {
-		want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}
-		return cmp.Diff(4096, c.Control.ReplyCacheBytes) + cmp.Diff("kamailio", c.Control.SocketGroup) +
-			cmp.Diff(want, c.Control.Allow.NG, addrs) + cmp.Diff(defaultAllow, c.Control.Allow.RTPProxy, addrs) +
-			cmp.Diff(10, c.Switchboards[0].MaxSessions) + cmp.Diff(0, c.Switchboards[1].MaxSessions)
-	}},
-	{"an empty http address disables the API", edit("[[switchboard]]", "[control]\nhttp = \"\"\n[[switchboard]]"), func(c *Config) string {
-		return cmp.Diff("", c.Control.HTTP)
+	{"session limits are read", edit("[[switchboard]]", "[defaults]\nmax-sessions = 10\n[[switchboard]]") + coreWith("31000-31999") + "max-sessions = 0\n", func(c *Config) string {
+		return cmp.Diff(10, c.Switchboards[0].MaxSessions) + cmp.Diff(0, c.Switchboards[1].MaxSessions)
 	}},
 	{"gates sharing an address with ranges apart are accepted", edit(`"10.0.0.1", ports = "30000-30999"`, `"192.0.2.1", ports = "31000-31999"`), nil},
 	{"two switchboards on one address with adjacent ranges are accepted", base + coreWith("31000-31999"), func(c *Config) string {
@@ -203,14 +159,8 @@ var badConfigs = []struct{ name, toml, want string }{
 	{"an unknown top-level key is named", "colour = \"red\"\n" + base, `unknown key "colour"`},
 	{"an unknown switchboard key is named with its table", base + "colour = \"red\"\n", `unknown key "switchboard.colour"`},
 	{"an unknown gate key is named with its path", edit(`"30000-30999" }`, `"30000-30999", mtu = 1500 }`), `unknown key "switchboard.gate-a.mtu"`},
-	{"an unknown notify format is named", edit("[[switchboard]]", "[notify]\nxmlrpc-format = \"sems\"\n[[switchboard]]"),
-		`notify: xmlrpc-format "sems": want "kamailio" or "teardown"`},
-	{"a notify URL that is not http", edit("[[switchboard]]", "[notify]\nxmlrpc-url = \"udp:127.0.0.1:8000\"\n[[switchboard]]"),
-		`notify: xmlrpc-url "udp:127.0.0.1:8000": not an http or https URL`},
-	{"an unknown control key is named", edit("[[switchboard]]", "[control]\nsip = \"x\"\n[[switchboard]]"), `unknown key "control.sip"`},
-	{"a bad allow entry is named", edit("[[switchboard]]", "[control]\nng-allow = [\"10.0.0.0/33\"]\n[[switchboard]]"), `control: ng-allow: "10.0.0.0/33" is not a network or address`},
-	{"a tiny reply cache", edit("[[switchboard]]", "[control]\nreply-cache-bytes = 10\n[[switchboard]]"), `control: reply-cache-bytes 10: want at least 1024`},
 	{"a negative max-sessions", base + "max-sessions = -1\n", `switchboard "edge": max-sessions -1: want 0 (no cap) or more`},
+	{"the daemon's other tables are not the engine's", edit("[[switchboard]]", "[control]\nng = \"127.0.0.1:2223\"\n[[switchboard]]"), `unknown key "control", "control.ng"`},
 	{"several unknown keys are listed together", "colour = 1\nsize = 2\n" + base, `unknown key "colour", "size"`},
 	{"a missing state-dir", edit(`state-dir = "/var/lib/nftrtpproxy"`, ""), `"state-dir" is required`},
 	{"no switchboard at all", `state-dir = "/x"`, `no [[switchboard]] defined`},
@@ -238,8 +188,6 @@ var badConfigs = []struct{ name, toml, want string }{
 	{"gates of different families", edit(`"10.0.0.1"`, `"2001:db8::1"`),
 		`switchboard "edge": gate-a 192.0.2.1 and gate-b 2001:db8::1: gates of one switchboard share an address family`},
 	{"gates with one name", edit(`"internal"`, `"external"`), `switchboard "edge": gate-a and gate-b are both named "external"`},
-	{"an unknown default switchboard", edit("[[switchboard]]", "[control]\ndefault-switchboard = \"core\"\n[[switchboard]]"),
-		`control: default-switchboard "core" is not defined`},
 	{"a duration that is no duration", base + "ringing-timeout = \"soon\"\n", `line 6: invalid duration "soon" (want "10s" or seconds)`},
 	{"a duration with a unit but no number", base + "ringing-timeout = \"s\"\n", `line 6: invalid duration "s" (want "10s" or seconds)`},
 	{"a fractional number of seconds", base + "ringing-timeout = 1.5\n", `line 6: invalid duration 1.5 (want "10s" or seconds)`},
@@ -247,7 +195,7 @@ var badConfigs = []struct{ name, toml, want string }{
 	{"a negative duration string", base + "media-timeout = \"-1m\"\n", `line 6: negative duration "-1m"`},
 	{"seconds beyond what a duration holds", base + "learning-timeout-b = 9223372037\n", `line 6: duration 9223372037 seconds is out of range`},
 	{"a ringing timeout of zero", base + "ringing-timeout = 0\n", `switchboard "edge": "ringing-timeout" must be above zero`},
-	{"a TOML syntax error reports its line", "state-dir = \"/x\"\n[control]\nhttp = \"a\" \"b\"\n",
+	{"a TOML syntax error reports its line", "state-dir = \"/x\"\n[defaults]\nringing-timeout = \"a\" \"b\"\n",
 		`line 3: expected a top-level item to end with a newline, comment, or EOF, but got '"' instead`},
 	{"an unquoted string reports its line", "state-dir = \"/x\"\n\n[[switchboard]]\nname = edge\n", `line 4: expected value but found "edge" instead`},
 }
@@ -312,41 +260,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// Every configuration in examples/ parses; demo.toml is among them when it
-// exists. No example yet is not a failure.
-func TestExamplesParse(t *testing.T) {
-	t.Parallel()
-	files, err := filepath.Glob(filepath.Join("..", "examples", "*.toml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	demo := filepath.Join("..", "examples", "demo.toml")
-	if _, err := os.Stat(demo); err == nil && !contains(files, demo) {
-		t.Errorf("%s exists but the glob missed it: %v", demo, files)
-	}
-	for _, f := range files {
-		t.Run(filepath.Base(f), func(t *testing.T) {
-			t.Parallel()
-			c, err := LoadConfig(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(c.Switchboards) == 0 {
-				t.Error("no switchboard")
-			}
-		})
-	}
-}
-
-func contains[T comparable](l []T, x T) bool {
-	for _, v := range l {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
 func FuzzParseConfig(f *testing.F) {
 	f.Add(documented)
 	for _, tc := range goodConfigs {
@@ -401,8 +314,14 @@ func acceptable(c *Config) string {
 			}
 		}
 	}
-	if d := c.Control.DefaultSwitchboard; d != "" && c.Switchboard(d) == nil {
-		return "an undefined default switchboard"
-	}
 	return ""
+}
+
+func contains[T comparable](l []T, x T) bool {
+	for _, v := range l {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }

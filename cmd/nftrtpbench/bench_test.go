@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nftrtpproxy/nftrtpproxy/internal/daemonconfig"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
-	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
 func TestProcStatSumsBusyFieldsOnly(t *testing.T) {
@@ -217,7 +217,7 @@ func TestConfigurationsAreValid(t *testing.T) {
 	t.Parallel()
 	lab := &netlab.Lab{RouterExtAddr: netip.MustParseAddr("192.0.2.1"), RouterIntAddr: netip.MustParseAddr("10.0.0.1")}
 	for name, c := range map[string]string{"edge": edgeConfig(lab), "scale": scaleConfig(lab)} {
-		cfg, err := switchboard.ParseConfig([]byte(stateConfig(c, "/tmp/x")))
+		cfg, err := daemonconfig.Parse([]byte(stateConfig(c, "/tmp/x")))
 		if err != nil {
 			t.Errorf("%s: %v\n%s", name, err, c)
 			continue
@@ -226,7 +226,7 @@ func TestConfigurationsAreValid(t *testing.T) {
 			t.Errorf("%s: ng %q, state dir %q", name, cfg.Control.NG, cfg.StateDir)
 		}
 	}
-	cfg, _ := switchboard.ParseConfig([]byte(stateConfig(scaleConfig(lab), "/tmp/x")))
+	cfg, _ := daemonconfig.Parse([]byte(stateConfig(scaleConfig(lab), "/tmp/x")))
 	pairs := 0
 	for _, sb := range cfg.Switchboards {
 		if sb.Name != sbControl && sb.Name != sbTraffic {

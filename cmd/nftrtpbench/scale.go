@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/internal/daemonconfig"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
@@ -75,7 +76,7 @@ func openManager(ctx context.Context, lab *netlab.Lab) (*switchboard.Manager, fu
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := switchboard.ParseConfig([]byte(stateConfig(scaleConfig(lab), dir)))
+	cfg, err := daemonconfig.Parse([]byte(stateConfig(scaleConfig(lab), dir)))
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
@@ -91,7 +92,7 @@ func openManager(ctx context.Context, lab *netlab.Lab) (*switchboard.Manager, fu
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	m := switchboard.NewManager(cfg, dp, switchboard.Options{})
+	m := switchboard.NewManager(cfg.Config, dp, switchboard.Options{})
 	done := func() { m.Close(); dp.Close(); nsf.Close(); os.RemoveAll(dir) }
 	if err := m.Start(ctx); err != nil {
 		done()

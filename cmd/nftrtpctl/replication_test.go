@@ -7,13 +7,12 @@ import (
 	"testing"
 
 	"github.com/nftrtpproxy/nftrtpproxy/replication"
-	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
 func TestReplicationShowsTheRoleAndSync(t *testing.T) {
 	// A node that has not run yet: standby, not in sync (its Redis is
 	// never dialled).
-	n := replication.NewNode(switchboard.Replication{Redis: "127.0.0.1:1", KeyPrefix: "x:", Queue: 1,
+	n := replication.NewNode(replication.Config{Redis: "127.0.0.1:1", KeyPrefix: "x:", Queue: 1,
 		RoleAddresses: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}, nil)
 	t.Cleanup(func() { n.Close() })
 	srv := httptest.NewServer(n)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 
+	"github.com/nftrtpproxy/nftrtpproxy/internal/daemonconfig"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/hostcheck"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -31,14 +32,14 @@ func versionString() string {
 // prints one line saying what was checked and returns the first error:
 // errRefused when the host checks refuse to serve, as the daemon would.
 func check(path string, out io.Writer, log *slog.Logger) error {
-	cfg, err := switchboard.LoadConfig(path)
+	cfg, err := daemonconfig.Load(path)
 	if err != nil {
 		return err
 	}
 	if _, err := fmt.Fprintf(out, "nftrtpproxy: %s: configuration valid (%d switchboards)\n", path, len(cfg.Switchboards)); err != nil {
 		return err
 	}
-	return checkHost(context.Background(), cfg, log)
+	return checkHost(context.Background(), cfg.Config, log)
 }
 
 // errRefused is a start the host checks refuse.

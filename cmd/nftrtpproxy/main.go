@@ -36,6 +36,7 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng/ngcalls"
 	"github.com/nftrtpproxy/nftrtpproxy/frontend/rtpproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
+	"github.com/nftrtpproxy/nftrtpproxy/internal/daemonconfig"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/statedir"
 	"github.com/nftrtpproxy/nftrtpproxy/metrics"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -90,7 +91,7 @@ func main() {
 }
 
 func run(ctx context.Context, configPath string, log *slog.Logger) error {
-	cfg, err := switchboard.LoadConfig(configPath)
+	cfg, err := daemonconfig.Load(configPath)
 	if err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		return err
 	}
 	defer lock.Release()
-	if err := checkHost(ctx, cfg, log); err != nil {
+	if err := checkHost(ctx, cfg.Config, log); err != nil {
 		return err
 	}
 	dp, err := relay.Open(relay.Options{})
@@ -108,7 +109,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		return err
 	}
 	defer dp.Close()
-	met := metrics.New(cfg)
+	met := metrics.New(cfg.Config)
 	opts := switchboard.Options{Logger: log, Observer: met}
 	var node *replication.Node
 	if cfg.Replication.Enabled() {
@@ -118,7 +119,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 		defer node.Close()
 		opts.Replica, opts.Standby = node.Replica(), true
 	}
-	mgr := switchboard.NewManager(cfg, met.Dataplane(dp), opts)
+	mgr := switchboard.NewManager(cfg.Config, met.Dataplane(dp), opts)
 	defer mgr.Close()
 	watchEnds := mgr.Subscribe() // metrics, end log, notifications (observe.go)
 	defer watchEnds.Close()
@@ -169,7 +170,7 @@ func run(ctx context.Context, configPath string, log *slog.Logger) error {
 
 // frontendDeps is what the control front ends are built from.
 type frontendDeps struct {
-	cfg   *switchboard.Config
+	cfg   *daemonconfig.Config
 	mgr   *switchboard.Manager
 	sdp   *sdprelay.Engine
 	calls *calls.Calls

@@ -49,7 +49,7 @@ func (h *harness) serve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(pc, newCalls(h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard), h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard, Options{})
+	srv, err := NewServer(pc, newCalls(h.m, h.cfg.Switchboards, "edge"), h.m, h.cfg.Switchboards, "edge", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,7 @@ func newHarness(t *testing.T, ports string) *harness {
 // serve starts a server over h.m on h.path and connects to it.
 func (h *harness) serve(t *testing.T) {
 	t.Helper()
-	srv, err := NewServer(newCalls(h.m, h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard), h.cfg.Switchboards, h.cfg.Control.DefaultSwitchboard, Options{})
+	srv, err := NewServer(newCalls(h.m, h.cfg.Switchboards, "edge"), h.cfg.Switchboards, "edge", Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,8 +19,6 @@ import (
 func Config(t testing.TB, ports, extra string) *switchboard.Config {
 	t.Helper()
 	cfg, err := switchboard.ParseConfig([]byte(fmt.Sprintf(`state-dir = %q
-[control]
-default-switchboard = "edge"
 [[switchboard]]
 name = "edge"
 gate-a = { name = "external", address = "192.0.2.1", ports = %[2]q }
