@@ -1,4 +1,4 @@
-// Package switchboard owns nftrtpproxy's configuration and sessions.
+// Package switchboard owns nftrtpproxy's switchboards and sessions.
 //
 // A switchboard (iptrtpproxy's term) joins two gates, gate-a and gate-b,
 // each an address and a port range on one side of the router. A session is
@@ -13,6 +13,8 @@
 // kernel transaction; a failed request leaves kernel and sessions as they
 // were.
 //
-// The configuration is TOML, read through raw structs into validated types;
+// Its configuration is its part of the daemon's TOML file (state-dir,
+// [defaults], [[switchboard]]; the daemon's wiring and the other tables are
+// internal/daemonconfig's), read through raw structs into validated types;
 // unknown keys, duplicate names and overlapping port ranges are errors.
 package switchboard
