@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/calls"
 	"github.com/nftrtpproxy/nftrtpproxy/calls/sdprelay"
@@ -128,8 +129,13 @@ func BenchmarkKernelAllocDelete(b *testing.B) {
 // SDP engine, Manager and the real kernel. It is the control-plane cost
 // that cmd/nftrtpbench compares with rtpengine, here without a
 // second process so that a CPU profile sees all of it.
+//
+// The Manager runs as in the daemon (Run: timers and the flow watch), so
+// that a delete's statistics read the session's known flows by tuple rather
+// than walking the conntrack table (switchboard/inspect.go).
 func BenchmarkKernelNGCall(b *testing.B) {
 	m, cfg := benchManager(b)
+	runManager(b, m)
 	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, "one")
 	c := ngtest.Dial(b, ngtest.Serve(b, ngcalls.New(cl), ng.Options{}))
 	sdpOf := func(addr string, port int) string {
@@ -151,6 +157,22 @@ func BenchmarkKernelNGCall(b *testing.B) {
 		do(id+"d", map[string]any{"command": "delete", "call-id": id, "from-tag": "a"})
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+}
+
+// runManager runs m until the benchmark ends and waits until its flow
+// watch has read the flows that exist (200 ms after subscribing, learn.go).
+func runManager(b *testing.B, m *switchboard.Manager) {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("Run: %v", err)
+		}
+	})
+	time.Sleep(time.Second)
 }
 
 // applies counts the Manager's kernel transactions.

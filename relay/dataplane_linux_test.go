@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -213,6 +215,49 @@ func TestKernelDeleteOneFlowByTuple(t *testing.T) {
 	// Deleting it again is not an error (it may have expired meanwhile).
 	if _, err := d.Apply(ctx, Batch{Delete: []Flow{stranger}}); err != nil {
 		t.Errorf("deleting a gone flow: %v", err)
+	}
+}
+
+// Lookup reads flows by tuple and zone with the counters and idle time the
+// kernel holds now, and leaves out a flow it does not hold; Flows of a
+// session's four marks (one dump with a mask) finds the flows of each and
+// of no other mark. Entries are made with the conntrack CLI, the oracle.
+func TestKernelLookupReadsFlowsByTuple(t *testing.T) {
+	ns, fd := kernelNS(t)
+	ctx := context.Background()
+	inNS(t, ns, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=100")
+	d := openKernel(t, fd)
+	insert := func(src, sport, dport, mark string) {
+		t.Helper()
+		inNS(t, ns, "conntrack", "-I", "-p", "udp", "-s", src, "-d", "192.0.2.1",
+			"--sport", sport, "--dport", dport, "--timeout", "60", "--mark", mark, "--zone", "1")
+	}
+	insert("198.51.100.7", "61000", "30000", "0x52000004")
+	insert("198.51.100.7", "61001", "30001", "0x52000005")
+	insert("203.0.113.9", "1234", "30002", "0x52000008") // another session's
+	known := Flow{Mark: Mark(4), Zone: ZoneA, Src: ap("198.51.100.7:61000"), Dst: ap("192.0.2.1:30000")}
+	gone := Flow{Mark: Mark(4), Zone: ZoneA, Src: ap("198.51.100.8:61000"), Dst: ap("192.0.2.1:30000")}
+	got, err := d.Lookup(ctx, known, gone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Src != known.Src || got[0].Dst != known.Dst || got[0].Mark != Mark(4) {
+		t.Fatalf("Lookup = %+v, want only the flow from %s", got, known.Src)
+	}
+	if got[0].Idle < 39*time.Second || got[0].Idle > 41*time.Second {
+		t.Errorf("looked-up flow idle for %s, want 40 s (100 s UDP timeout, 60 s left)", got[0].Idle)
+	}
+	flows, err := d.Flows(ctx, Mark(4), Mark(5), Mark(6), Mark(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marks []uint32
+	for _, f := range flows {
+		marks = append(marks, f.Mark)
+	}
+	sort.Slice(marks, func(i, j int) bool { return marks[i] < marks[j] })
+	if want := []uint32{Mark(4), Mark(5)}; !slices.Equal(marks, want) {
+		t.Errorf("Flows of one session's marks found marks %#x, want %#x", marks, want)
 	}
 }
 

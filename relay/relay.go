@@ -248,6 +248,10 @@ type Dataplane interface {
 	// Flows lists the conntrack entries of the given marks, or of every
 	// relay mark when none is given.
 	Flows(ctx context.Context, marks ...uint32) ([]Flow, error)
+	// Lookup reads flows again by their tuples (Src, Dst, Zone) with
+	// their current counters, without walking the conntrack table; flows
+	// the kernel no longer holds are left out.
+	Lookup(ctx context.Context, flows ...Flow) ([]Flow, error)
 	// Watch calls fn for every new and every ended flow of a relay mark
 	// until ctx is done. It returns nil on cancel.
 	Watch(ctx context.Context, fn func(Flow)) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -190,5 +191,45 @@ func TestEndedFlowsCountersStayWithTheirSession(t *testing.T) {
 	h.m.Learn(ended) // of a session that is gone: ignored
 	if n := len(h.m.List()); n != 0 {
 		t.Errorf("%d sessions after the delete, want none", n)
+	}
+}
+
+func TestShowReadsTheWatchedFlowsByTupleWithoutWalkingTheTable(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); !h.m.watching.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watch did not read the existing flows within 10 s")
+		}
+	}
+	seen := flow(s, legARTP, "192.0.2.10:4000")
+	h.m.Learn(seen)
+	now := seen
+	now.Packets, now.Bytes = 7, 700
+	h.mem.SetFlows(now)
+	dumps := h.mem.Dumps()
+	d, err := h.m.Show(context.Background(), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.mem.Dumps() - dumps; n != 0 {
+		t.Errorf("Show dumped the conntrack table %d times, want none: every leg's flows are known", n)
+	}
+	if l := d.Legs[legARTP]; l.Flows != 1 || l.Packets != 7 || l.Bytes != 700 {
+		t.Errorf("a-rtp shows %d flows, %d packets, %d bytes; want the looked-up flow's 1, 7, 700", l.Flows, l.Packets, l.Bytes)
+	}
+	h.m.mu.Lock()
+	h.m.sessions[s.ID].unknownFlows = 1 << legBRTP
+	h.m.mu.Unlock()
+	if _, err := h.m.Show(context.Background(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.mem.Dumps() - dumps; n != 1 {
+		t.Errorf("Show dumped %d times with one leg's flows unknown, want once", n)
 	}
 }

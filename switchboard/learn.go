@@ -32,8 +32,10 @@ func (m *Manager) watch(ctx context.Context) error {
 			}
 			m.log.Warn("conntrack event watch ended; resubscribing", "err", err)
 		case <-time.After(200 * time.Millisecond):
-			m.scanFlows(ctx)
-			if err := <-done; ctx.Err() == nil {
+			m.watching.Store(m.scanFlows(ctx))
+			err := <-done
+			m.watching.Store(false)
+			if ctx.Err() == nil {
 				m.log.Warn("conntrack event watch ended; resubscribing", "err", err)
 			}
 		}
@@ -45,15 +47,18 @@ func (m *Manager) watch(ctx context.Context) error {
 	}
 }
 
-func (m *Manager) scanFlows(ctx context.Context) {
+// scanFlows learns from the flows that exist and reports whether it could
+// read them.
+func (m *Manager) scanFlows(ctx context.Context) bool {
 	flows, err := m.dp.Flows(ctx)
 	if err != nil {
 		m.log.Warn("reading flows to learn from failed", "err", err)
-		return
+		return false
 	}
 	for _, f := range flows {
 		m.Learn(f)
 	}
+	return true
 }
 
 // Learn takes the source of a new flow into a gate as that side's real

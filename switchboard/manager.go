@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -58,6 +59,10 @@ type Manager struct {
 	replica   Replica
 	standby   bool
 	q         commitQueue // on mu
+	// watching is set while the flow watch is subscribed and has read the
+	// flows that exist (learn.go): then the flows known per leg are all
+	// there are, and Show reads them by tuple (inspect.go).
+	watching atomic.Bool
 }
 
 type board struct {

@@ -32,6 +32,7 @@ type Memory struct {
 	genID     uint32 // the modelled kernel's generation: one step per commit, by anyone
 	gen       relay.GenerationCounter
 	legsRead  int
+	dumps     int
 }
 
 var _ relay.Dataplane = (*Memory)(nil)
@@ -189,6 +190,7 @@ func (m *Memory) SetFlows(flows ...relay.Flow) {
 func (m *Memory) Flows(ctx context.Context, marks ...uint32) ([]relay.Flow, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dumps++
 	want := map[uint32]bool{}
 	for _, mk := range marks {
 		want[mk] = true
@@ -197,6 +199,29 @@ func (m *Memory) Flows(ctx context.Context, marks ...uint32) ([]relay.Flow, erro
 	for _, f := range m.flows {
 		if len(marks) == 0 || want[f.Mark] {
 			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// Dumps counts the calls of Flows: each a walk of the kernel's whole
+// conntrack table.
+func (m *Memory) Dumps() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dumps
+}
+
+// Lookup returns the flows set by SetFlows with the tuples of flows.
+func (m *Memory) Lookup(ctx context.Context, flows ...relay.Flow) ([]relay.Flow, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []relay.Flow
+	for _, want := range flows {
+		for _, f := range m.flows {
+			if f.Src == want.Src && f.Dst == want.Dst && f.Zone == want.Zone {
+				out = append(out, f)
+			}
 		}
 	}
 	return out, nil
