@@ -37,6 +37,9 @@ func benchNSNamed(b testing.TB) (int, string) {
 	if os.Geteuid() != 0 {
 		b.Skip("kernel benchmark needs root to create a network namespace")
 	}
+	if name := os.Getenv("NRP_BENCH_NETNS"); name != "" {
+		return givenNS(b, name)
+	}
 	s := make([]byte, 3)
 	_, _ = rand.Read(s)
 	name := "nrp-bench-" + hex.EncodeToString(s)
@@ -51,6 +54,23 @@ func benchNSNamed(b testing.TB) (int, string) {
 		f.Close()
 		_ = exec.Command("ip", "netns", "del", name).Run()
 	})
+	return int(f.Fd()), name
+}
+
+// givenNS opens the existing namespace name for a benchmark, which runs no
+// program then: valgrind's callgrind (instruction counts, repeatable on a
+// loaded machine) cannot follow the SIGCHLD of "ip netns add". Usage:
+//
+//	ip netns add nrp-cg-$RANDOM; NRP_BENCH_NETNS=nrp-cg-… GODEBUG=asyncpreemptoff=1 \
+//	  valgrind --tool=callgrind ./integration.test -test.bench KernelNGCall -test.benchtime 200x
+//
+// The namespace is the caller's to delete.
+func givenNS(b testing.TB, name string) (int, string) {
+	f, err := os.Open("/run/netns/" + name)
+	if err != nil {
+		b.Fatalf("NRP_BENCH_NETNS: %v", err)
+	}
+	b.Cleanup(func() { f.Close() })
 	return int(f.Fd()), name
 }
 

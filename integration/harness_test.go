@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	if os.Getenv("NRP_BENCH_NETNS") != "" {
+		return m.Run() // in-process benchmarks under callgrind: no program runs (givenNS)
+	}
 	if err := netlab.Available(); err != nil {
 		fmt.Println("integration tests skipped:", err)
 		return m.Run() // each test skips on its own
