@@ -174,6 +174,12 @@ const maxCookie = 256
 
 // encodeReply is the datagram "<cookie> <dictionary>" of rep.
 func (s *Server) encodeReply(cookie []byte, rep any, asJSON bool) []byte {
+	if !asJSON {
+		b := append(append(make([]byte, 0, len(cookie)+1+replySize(rep)), cookie...), ' ')
+		if b, ok := appendReply(b, rep); ok {
+			return b
+		}
+	}
 	dict, err := encode(rep, asJSON)
 	if err != nil { // the replies hold only strings, integers, lists and dictionaries
 		dict, _ = encode(failure(nil, fmt.Errorf("ng: encoding the reply: %w", err)), asJSON)

@@ -1,0 +1,131 @@
+package ng
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/zeebo/bencode"
+)
+
+// checkAppender fails unless rep's appender writes what zeebo/bencode
+// writes for it.
+func checkAppender(t *testing.T, name string, rep any) {
+	t.Helper()
+	want, err := bencode.EncodeBytes(rep)
+	if err != nil {
+		t.Fatalf("%s: the library: %v", name, err)
+	}
+	got, ok := appendReply([]byte("cookie "), rep)
+	if !ok {
+		t.Fatalf("%s: %T has no appender", name, rep)
+	}
+	if string(got[len("cookie "):]) != string(want) {
+		t.Errorf("%s:\n got %q\nwant %q", name, got[len("cookie "):], want)
+	}
+}
+
+func TestReplyAppendersMatchTheLibrary(t *testing.T) {
+	t.Parallel()
+	at := time.Unix(1700000000, 0)
+	full := &CallStats{Created: at, LastSignal: at.Add(time.Second), Tags: []TagStats{
+		{Tag: "b", Created: at, InDialogueWith: "a", Label: "callee", Medias: []MediaStats{{Index: 1, Type: "audio",
+			Protocol: "RTP/AVP", Streams: []StreamStats{
+				{LocalPort: 30000, Endpoint: netip.MustParseAddrPort("10.0.0.10:5000"),
+					Advertised: netip.MustParseAddrPort("[::ffff:10.0.0.10]:5000"), LastPacket: at,
+					Counters: Counters{Packets: 3, Bytes: 480, Errors: 1}},
+				{RTCP: true, LocalPort: 30001, Advertised: netip.MustParseAddrPort("[2001:db8::1]:5001")},
+			}}, {Index: 2}}},
+		{Tag: "a", Created: at},
+		{Tag: "a", Label: "again", Medias: []MediaStats{{Index: 3, Streams: []StreamStats{{}}}}},
+		{Medias: []MediaStats{}},
+	}}
+	for _, tc := range []struct {
+		name string
+		rep  any
+	}{
+		{"pong", pong},
+		{"an error", failure(nil, errNoCommand)},
+		{"a delete's warning", failure(&Request{Command: "delete"}, ErrUnknownCall)},
+		{"an offer's SDP", sdpReply{Result: "ok", SDP: "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n"}},
+		{"an empty SDP", sdpReply{Result: "ok"}},
+		{"no calls", listReply{Result: "ok"}},
+		{"an empty list", listReply{Result: "ok", Calls: []string{}}},
+		{"two calls", listReply{Result: "ok", Calls: []string{"b@x", "a@x"}}},
+		{"an empty query", newQueryReply(&CallStats{})},
+		{"a full query", newQueryReply(full)},
+		{"a query with a warning", func() *queryReply { q := newQueryReply(full); q.Warning = "w"; return q }()},
+	} {
+		checkAppender(t, tc.name, tc.rep)
+	}
+	if _, ok := appendReply(nil, newStatisticsReply(&Totals{})); ok {
+		t.Error("statistics have an appender; this test does not check it")
+	}
+}
+
+// FuzzReplyAppenders builds replies of fuzzed strings and numbers and
+// checks their bytes against the library's.
+func FuzzReplyAppenders(f *testing.F) {
+	f.Add("ok", "v=0\r\n", "a", "b", uint16(30000), uint64(7), int64(1700000000), uint8(3))
+	f.Add("", "", "", "", uint16(0), uint64(0), int64(0), uint8(0))
+	f.Add("\xff", "é", "tag with spaces", "10", uint16(65535), uint64(1<<63), int64(-1), uint8(255))
+	f.Fuzz(func(t *testing.T, s1, s2, tag1, tag2 string, port uint16, n uint64, sec int64, shape uint8) {
+		checkAppender(t, "result", result{Result: s1, ErrorReason: s2, Warning: tag1})
+		checkAppender(t, "sdp", sdpReply{Result: s1, SDP: s2})
+		checkAppender(t, "list", listReply{Result: s1, Calls: []string{s2, tag1}})
+		rng := rand.New(rand.NewPCG(uint64(shape), n))
+		at := time.Unix(sec%(1<<40), 0)
+		st := &CallStats{Created: at, LastSignal: at}
+		for i := range int(shape % 4) {
+			ts := TagStats{Tag: []string{tag1, tag2}[i%2], Label: s1, InDialogueWith: tag2, Created: at}
+			for m := range rng.IntN(3) {
+				ms := MediaStats{Index: m + 1, Type: s2, Protocol: s1}
+				for range rng.IntN(3) {
+					ss := StreamStats{RTCP: rng.IntN(2) == 0, LocalPort: port, LastPacket: at,
+						Counters: Counters{Packets: n, Bytes: rng.Uint64(), Errors: uint64(shape)}}
+					if rng.IntN(2) == 0 {
+						ss.Endpoint = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, shape}), port)
+					}
+					if rng.IntN(2) == 0 {
+						ss.Advertised = netip.MustParseAddrPort("[2001:db8::" + strconv.Itoa(int(shape)) + "]:1")
+					}
+					ms.Streams = append(ms.Streams, ss)
+				}
+				ts.Medias = append(ts.Medias, ms)
+			}
+			st.Tags = append(st.Tags, ts)
+		}
+		checkAppender(t, "query", newQueryReply(st))
+	})
+}
+
+// BenchmarkEncodeQueryReply encodes a delete's reply for a call of two
+// parties, by the appenders and by zeebo/bencode.
+func BenchmarkEncodeQueryReply(b *testing.B) {
+	at := time.Unix(1700000000, 0)
+	st := &CallStats{Created: at, LastSignal: at}
+	for _, tag := range []string{"a", "b"} {
+		ts := TagStats{Tag: tag, Created: at, Medias: []MediaStats{{Index: 1, Type: "audio", Protocol: "RTP/AVP"}}}
+		for k := range 2 {
+			ts.Medias[0].Streams = append(ts.Medias[0].Streams, StreamStats{RTCP: k == 1, LocalPort: uint16(30000 + k),
+				Advertised: netip.MustParseAddrPort("192.0.2.10:4000")})
+		}
+		st.Tags = append(st.Tags, ts)
+	}
+	b.Run("appender", func(b *testing.B) {
+		s := &Server{}
+		for b.Loop() {
+			s.encodeReply([]byte("cookie"), newQueryReply(st), false)
+		}
+	})
+	b.Run("library", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := bencode.EncodeBytes(newQueryReply(st)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
