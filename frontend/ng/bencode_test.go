@@ -128,4 +128,3 @@ func BenchmarkEncodeQueryReply(b *testing.B) {
 		}
 	})
 }
-
