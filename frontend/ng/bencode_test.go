@@ -1,12 +1,16 @@
 package ng
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/zeebo/bencode"
 )
 
@@ -125,6 +129,41 @@ func BenchmarkEncodeQueryReply(b *testing.B) {
 			if _, err := bencode.EncodeBytes(newQueryReply(st)); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+}
+
+// FuzzParseBencode holds parseBencode to zeebo/bencode's decoding into an
+// interface{}: what checkBencode lets through, both decode to the same
+// values, or both fail.
+func FuzzParseBencode(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.bencode")
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, s := range []string{"d1:ai-0ee", "d1:ai+7e1:ai03ee", "d1:ale1:bdee", "d1:x3:abce", "di1e1:ae", "d3:abce",
+		"d1:ai9223372036854775808ee", "d1:ali1ei2eld1:b0:eee", "d02:ab1:ce", "d1:aie"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) == 0 || body[0] != 'd' || checkBencode(body) != nil {
+			return
+		}
+		var want map[string]any
+		werr := bencode.NewDecoder(bytes.NewReader(body)).Decode(&want)
+		got, _, err := parseBencode(body)
+		if (err != nil) != (werr != nil) {
+			t.Fatalf("%q: parseBencode error %v, the library's %v", body, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if diff := cmp.Diff(want, got.(map[string]any)); diff != "" {
+			t.Fatalf("%q (-library +parseBencode):\n%s", body, diff)
 		}
 	})
 }

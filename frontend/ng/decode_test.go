@@ -292,8 +292,6 @@ func BenchmarkDecodeEncodeOffer(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := encode(sdpReply{Result: "ok", SDP: string(r.SDP)}, r.JSON); err != nil {
-			b.Fatal(err)
-		}
+		(&Server{}).encodeReply([]byte("cookie"), sdpReply{Result: "ok", SDP: string(r.SDP)}, r.JSON)
 	}
 }
