@@ -256,11 +256,7 @@ func (j *journal) writeRecords(recs ...record) error {
 		if g, ok := j.stamp(); ok {
 			rec.Gen = g.ID
 		}
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return fmt.Errorf("journal: %w", err)
-		}
-		buf = append(append(buf, b...), '\n')
+		buf = append(appendRecord(buf, &rec), '\n') // journal_encode.go
 	}
 	j.buf = buf[:0]
 	err := j.cutBack()
