@@ -199,27 +199,26 @@ type elements map[*nftables.Set][]nftables.SetElement
 // partial legs read back from the kernel can be removed.
 func (e elements) add(o *objects, l Leg) {
 	f := o.familyOf(firstValid(l.Gate, l.Source, l.Peer, l.Lock).Addr())
-	mark := markBytes(l.Mark)
+	b := make(slab, 0, legSlab)
+	mark := b.mark(l.Mark)
 	if l.Gate.IsValid() {
-		e[f.leg] = append(e[f.leg], nftables.SetElement{Key: endpointBytes(l.Gate), Val: mark})
+		e[f.leg] = append(e[f.leg], nftables.SetElement{Key: b.endpoint(l.Gate), Val: mark})
 	}
 	if l.Source.IsValid() {
-		e[f.snat] = append(e[f.snat], nftables.SetElement{Key: mark, Val: endpointBytes(l.Source)})
+		e[f.snat] = append(e[f.snat], nftables.SetElement{Key: mark, Val: b.endpoint(l.Source)})
 	}
 	if l.Peer.IsValid() {
-		e[f.dnat] = append(e[f.dnat], nftables.SetElement{Key: mark, Val: endpointBytes(l.Peer)})
+		e[f.dnat] = append(e[f.dnat], nftables.SetElement{Key: mark, Val: b.endpoint(l.Peer)})
 	}
 	if l.Lock.IsValid() {
 		e[o.lock] = append(e[o.lock], nftables.SetElement{Key: mark})
-		key := append(append([]byte{}, mark...), endpointBytes(l.Lock)...)
-		e[f.allow] = append(e[f.allow], nftables.SetElement{Key: key})
+		e[f.allow] = append(e[f.allow], nftables.SetElement{Key: b.markEndpoint(l.Mark, l.Lock)})
 	}
 	if l.Guard {
 		e[o.guard] = append(e[o.guard], nftables.SetElement{Key: mark})
 		for _, a := range Allow(l.Allowed[:]...) {
 			if a.IsValid() {
-				key := append(append([]byte{}, mark...), a.AsSlice()...)
-				e[f.learnfrom] = append(e[f.learnfrom], nftables.SetElement{Key: key})
+				e[f.learnfrom] = append(e[f.learnfrom], nftables.SetElement{Key: b.markAddr(l.Mark, a)})
 			}
 		}
 	}

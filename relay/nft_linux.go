@@ -141,6 +141,62 @@ func endpointBytes(ap netip.AddrPort) []byte {
 	return b
 }
 
+// slab holds the byte strings of one leg's elements in one allocation
+// (they were a dozen: a mark, endpoints, keys); each is cut off at its end
+// so that nothing appended to one runs into the next.
+type slab []byte
+
+// legSlab is what a leg's elements take at most: a mark, three IPv6
+// endpoints, a lock key and MaxAllowed learn-from keys.
+const legSlab = 4 + 3*20 + 4 + 20 + MaxAllowed*(4+16)
+
+func (s *slab) cut(start int) []byte { return (*s)[start:len(*s):len(*s)] }
+
+// mark appends markBytes(m).
+func (s *slab) mark(m uint32) []byte {
+	start := len(*s)
+	*s = binary.NativeEndian.AppendUint32(*s, m)
+	return s.cut(start)
+}
+
+// endpoint appends endpointBytes(ap).
+func (s *slab) endpoint(ap netip.AddrPort) []byte {
+	start := len(*s)
+	s.appendEndpoint(ap)
+	return s.cut(start)
+}
+
+func (s *slab) appendEndpoint(ap netip.AddrPort) {
+	s.appendAddr(ap.Addr())
+	*s = append(binary.BigEndian.AppendUint16(*s, ap.Port()), 0, 0)
+}
+
+func (s *slab) appendAddr(a netip.Addr) {
+	if a = a.Unmap(); a.Is4() {
+		a4 := a.As4()
+		*s = append(*s, a4[:]...)
+		return
+	}
+	a16 := a.As16()
+	*s = append(*s, a16[:]...)
+}
+
+// markEndpoint appends a mark . address . port key.
+func (s *slab) markEndpoint(m uint32, ap netip.AddrPort) []byte {
+	start := len(*s)
+	*s = binary.NativeEndian.AppendUint32(*s, m)
+	s.appendEndpoint(ap)
+	return s.cut(start)
+}
+
+// markAddr appends a mark . address key.
+func (s *slab) markAddr(m uint32, a netip.Addr) []byte {
+	start := len(*s)
+	*s = binary.NativeEndian.AppendUint32(*s, m)
+	s.appendAddr(a)
+	return s.cut(start)
+}
+
 func parseEndpoint(b []byte, addrLen int) (netip.AddrPort, error) {
 	if len(b) < addrLen+2 {
 		return netip.AddrPort{}, fmt.Errorf("element of %d bytes is too short for an address and port", len(b))
