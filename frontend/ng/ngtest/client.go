@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ type Client struct {
 	t    testing.TB
 	conn *net.UDPConn
 	buf  []byte // reused by Read, so that benchmarks measure the server
+	out  []byte // reused by Send
 	// body and rd decode replies without a 4 KiB bufio.Reader per reply
 	// (bencode.DecodeBytes makes one): a quarter of a benchmark's garbage.
 	body bytes.Reader
@@ -57,7 +59,8 @@ func Dial(t testing.TB, addr net.Addr) *Client {
 // Send writes the datagram "<cookie> <body>".
 func (c *Client) Send(cookie string, body []byte) {
 	c.t.Helper()
-	if _, err := c.conn.Write(append([]byte(cookie+" "), body...)); err != nil {
+	c.out = append(append(append(c.out[:0], cookie...), ' '), body...)
+	if _, err := c.conn.Write(c.out); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -112,4 +115,70 @@ func (c *Client) Do(cookie string, req any) map[string]any {
 		c.t.Fatalf("decoding the reply to %q: %v", cookie, err)
 	}
 	return reply
+}
+
+// ResultOf returns the "result" of a bencoded reply dictionary without
+// decoding the rest of it (a benchmark's client should cost little next
+// to the server it measures); "" when it has none or is not bencode.
+func ResultOf(dict []byte) string {
+	if len(dict) == 0 || dict[0] != 'd' {
+		return ""
+	}
+	for b := dict[1:]; len(b) > 0 && b[0] != 'e'; {
+		key, n := bencodeString(b)
+		if n == 0 {
+			return ""
+		}
+		b = b[n:]
+		if key == "result" {
+			v, _ := bencodeString(b)
+			return v
+		}
+		if n = skipBencode(b); n == 0 {
+			return ""
+		}
+		b = b[n:]
+	}
+	return ""
+}
+
+// bencodeString reads the string at the start of b and the bytes it took;
+// 0 when there is none.
+func bencodeString(b []byte) (string, int) {
+	colon := bytes.IndexByte(b, ':')
+	if colon < 1 {
+		return "", 0
+	}
+	n, err := strconv.Atoi(string(b[:colon]))
+	if err != nil || n < 0 || n > len(b)-colon-1 {
+		return "", 0
+	}
+	return string(b[colon+1 : colon+1+n]), colon + 1 + n
+}
+
+// skipBencode returns the length of the value at the start of b; 0 when it
+// is malformed.
+func skipBencode(b []byte) int {
+	if len(b) == 0 {
+		return 0
+	}
+	switch b[0] {
+	case 'i':
+		return bytes.IndexByte(b, 'e') + 1
+	case 'l', 'd':
+		i := 1
+		for i < len(b) && b[i] != 'e' {
+			n := skipBencode(b[i:])
+			if n == 0 {
+				return 0
+			}
+			i += n
+		}
+		if i >= len(b) {
+			return 0
+		}
+		return i + 1
+	}
+	_, n := bencodeString(b)
+	return n
 }
