@@ -197,34 +197,45 @@ type elements map[*nftables.Set][]nftables.SetElement
 
 // add queues the elements of l; only the parts of l that are set, so that
 // partial legs read back from the kernel can be removed.
-func (e elements) add(o *objects, l Leg) {
+func (e elements) add(o *objects, l Leg, legs int) {
 	f := o.familyOf(firstValid(l.Gate, l.Source, l.Peer, l.Lock).Addr())
 	b := make(slab, 0, legSlab)
 	mark := b.mark(l.Mark)
 	if l.Gate.IsValid() {
-		e[f.leg] = append(e[f.leg], nftables.SetElement{Key: b.endpoint(l.Gate), Val: mark})
+		e.push(f.leg, legs, nftables.SetElement{Key: b.endpoint(l.Gate), Val: mark})
 	}
 	if l.Source.IsValid() {
-		e[f.snat] = append(e[f.snat], nftables.SetElement{Key: mark, Val: b.endpoint(l.Source)})
+		e.push(f.snat, legs, nftables.SetElement{Key: mark, Val: b.endpoint(l.Source)})
 	}
 	if l.Peer.IsValid() {
-		e[f.dnat] = append(e[f.dnat], nftables.SetElement{Key: mark, Val: b.endpoint(l.Peer)})
+		e.push(f.dnat, legs, nftables.SetElement{Key: mark, Val: b.endpoint(l.Peer)})
 	}
 	if l.Lock.IsValid() {
-		e[o.lock] = append(e[o.lock], nftables.SetElement{Key: mark})
-		e[f.allow] = append(e[f.allow], nftables.SetElement{Key: b.markEndpoint(l.Mark, l.Lock)})
+		e.push(o.lock, legs, nftables.SetElement{Key: mark})
+		e.push(f.allow, legs, nftables.SetElement{Key: b.markEndpoint(l.Mark, l.Lock)})
 	}
 	if l.Guard {
-		e[o.guard] = append(e[o.guard], nftables.SetElement{Key: mark})
+		e.push(o.guard, legs, nftables.SetElement{Key: mark})
 		for _, a := range Allow(l.Allowed[:]...) {
 			if a.IsValid() {
-				e[f.learnfrom] = append(e[f.learnfrom], nftables.SetElement{Key: b.markAddr(l.Mark, a)})
+				e.push(f.learnfrom, MaxAllowed*legs, nftables.SetElement{Key: b.markAddr(l.Mark, a)})
 			}
 		}
 	}
 	if l.Learn {
-		e[o.learn] = append(e[o.learn], nftables.SetElement{Key: mark})
+		e.push(o.learn, legs, nftables.SetElement{Key: mark})
 	}
+}
+
+// push appends el to the elements of set s, making room for n at first: a
+// batch's legs fill the same sets, and a SetElement is 136 bytes, so
+// growing them one append at a time was a third of a call's garbage.
+func (e elements) push(s *nftables.Set, n int, el nftables.SetElement) {
+	els := e[s]
+	if els == nil {
+		els = make([]nftables.SetElement, 0, n)
+	}
+	e[s] = append(els, el)
 }
 
 func firstValid(aps ...netip.AddrPort) netip.AddrPort {
@@ -258,10 +269,10 @@ func (d *nftDataplane) commitLegs(b Batch) error {
 func (d *nftDataplane) legElements(b Batch, held map[uint32]netip.AddrPort) (pre, del, add elements) {
 	pre, del, add = elements{}, elements{}, elements{}
 	for _, l := range b.Remove {
-		del.add(d.obj, l)
+		del.add(d.obj, l, len(b.Remove))
 	}
 	for _, l := range b.Add {
-		add.add(d.obj, l)
+		add.add(d.obj, l, len(b.Add))
 	}
 	learnedChanges(d.obj, b, held, pre, del, add)
 	return pre, del, add

@@ -39,7 +39,7 @@ func learnedChanges(o *objects, b Batch, held map[uint32]netip.AddrPort, pre, de
 			kept[l.Mark] = true
 			continue
 		}
-		clearLearned(o, l, believed, held != nil, pre, del)
+		clearLearned(o, l, believed, held != nil, len(b.Remove), pre, del)
 	}
 	for _, l := range b.Add {
 		if !l.Learned.IsValid() || kept[l.Mark] {
@@ -50,17 +50,17 @@ func learnedChanges(o *objects, b Batch, held map[uint32]netip.AddrPort, pre, de
 			if old == l.Learned {
 				continue
 			}
-			del[f.learned] = append(del[f.learned], learnedElement(l.Mark, old)) // a stale element under a new leg
+			del.push(f.learned, 1, learnedElement(l.Mark, old)) // a stale element under a new leg
 		}
-		add[f.learned] = append(add[f.learned], learnedElement(l.Mark, l.Learned))
+		add.push(f.learned, len(b.Add), learnedElement(l.Mark, l.Learned))
 	}
 }
 
 // clearLearned removes the learned source of removed leg l, which is
 // believed to be v (invalid: none). A leg that neither learns nor is
 // believed to have learned has nothing to clear; known says v was read
-// from the kernel just now.
-func clearLearned(o *objects, l Leg, v netip.AddrPort, known bool, pre, del elements) {
+// from the kernel just now; n is how many legs the batch removes.
+func clearLearned(o *objects, l Leg, v netip.AddrPort, known bool, n int, pre, del elements) {
 	if !v.IsValid() && (known || !l.Learn) {
 		return
 	}
@@ -78,12 +78,13 @@ func clearLearned(o *objects, l Leg, v netip.AddrPort, known bool, pre, del elem
 		v = netip.AddrPortFrom(zero, 0)
 	}
 	el := learnedElement(l.Mark, v)
-	pre[f.learned] = append(pre[f.learned], el)
-	del[f.learned] = append(del[f.learned], el)
+	pre.push(f.learned, n, el)
+	del.push(f.learned, n, el)
 }
 
 func learnedElement(mark uint32, src netip.AddrPort) nftables.SetElement {
-	return nftables.SetElement{Key: markBytes(mark), Val: endpointBytes(src)}
+	b := make(slab, 0, 4+20)
+	return nftables.SetElement{Key: b.mark(mark), Val: b.endpoint(src)}
 }
 
 // touchesLearned reports whether b changes a learned map.
