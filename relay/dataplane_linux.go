@@ -43,6 +43,9 @@ type nftDataplane struct {
 	// (zero if unreadable: flows then report no idle time).
 	udpTimeout time.Duration
 	gen        genTracker // guarded by mu
+	// scratch are legElements' maps, emptied and reused by every batch
+	// (guarded by mu): a batch of a few legs allocated them anew.
+	scratch [3]elements
 }
 
 var _ Dataplane = (*nftDataplane)(nil)
@@ -227,6 +230,22 @@ func (e elements) add(o *objects, l Leg, legs int) {
 	}
 }
 
+// reset empties e for the next batch, keeping lists of a size a request
+// makes and dropping what they referred to.
+func (e elements) reset() {
+	for s, els := range e {
+		if cap(els) > maxKeptElements {
+			delete(e, s)
+			continue
+		}
+		clear(els)
+		e[s] = els[:0]
+	}
+}
+
+// maxKeptElements bounds the elements a set's reused list keeps room for.
+const maxKeptElements = 256
+
 // push appends el to the elements of set s, making room for n at first: a
 // batch's legs fill the same sets, and a SetElement is 136 bytes, so
 // growing them one append at a time was a third of a call's garbage.
@@ -267,7 +286,13 @@ func (d *nftDataplane) commitLegs(b Batch) error {
 // legElements returns the element changes of b: learned sources to clear
 // first (pre), then removals and additions.
 func (d *nftDataplane) legElements(b Batch, held map[uint32]netip.AddrPort) (pre, del, add elements) {
-	pre, del, add = elements{}, elements{}, elements{}
+	for i, e := range d.scratch {
+		if e == nil {
+			d.scratch[i] = elements{}
+		}
+		d.scratch[i].reset()
+	}
+	pre, del, add = d.scratch[0], d.scratch[1], d.scratch[2]
 	for _, l := range b.Remove {
 		del.add(d.obj, l, len(b.Remove))
 	}
