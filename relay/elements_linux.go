@@ -36,6 +36,10 @@ type elementWriter struct {
 	maxPerMsg int
 	seq       uint32
 	out, in   []byte // the batch being sent; the answers being read
+	// write and read are writeOut and readIn; n and err their results.
+	write, read func(fd uintptr) bool
+	n           int
+	err         error
 }
 
 // answerBuffer holds any answer to a batch: acknowledgements and errors,
@@ -49,6 +53,7 @@ func dialElementWriter(netns int, table string, maxPerMsg int) (*elementWriter, 
 		return nil, err
 	}
 	w := &elementWriter{conn: c, table: table, maxPerMsg: maxPerMsg, in: make([]byte, answerBuffer)}
+	w.write, w.read = w.writeOut, w.readIn
 	if err := c.SetWriteBuffer(socketBuffer); err != nil {
 		_ = c.Close()
 		return nil, err
@@ -191,30 +196,35 @@ func (w *elementWriter) dataAttr(typ uint16, b []byte) {
 	_ = w.endAttr(a)
 }
 
-// send writes the batch in one datagram.
+// send writes the batch in one datagram, to the kernel (a netlink
+// socket's default destination).
 func (w *elementWriter) send() error {
-	var err error
-	cerr := w.raw.Write(func(fd uintptr) bool {
-		err = unix.Sendto(int(fd), w.out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		return err != unix.EAGAIN
-	})
-	return errors.Join(cerr, err)
+	cerr := w.raw.Write(w.write)
+	return errors.Join(cerr, w.err)
+}
+
+// writeOut and readIn are the writer's system calls, as functions made once
+// at dial (a closure per call escaped to the heap with what it captured:
+// half a dozen allocations per batch); they leave their results in w.
+func (w *elementWriter) writeOut(fd uintptr) bool {
+	_, w.err = unix.Write(int(fd), w.out)
+	return w.err != unix.EAGAIN
+}
+
+func (w *elementWriter) readIn(fd uintptr) bool {
+	w.n, w.err = unix.Read(int(fd), w.in)
+	return w.err != unix.EAGAIN
 }
 
 // awaitAck reads answers until the acknowledgement of message seq; an error
 // answer before it fails the batch.
 func (w *elementWriter) awaitAck(seq uint32) error {
 	for {
-		var n int
-		var err error
-		cerr := w.raw.Read(func(fd uintptr) bool {
-			n, _, err = unix.Recvfrom(int(fd), w.in, 0)
-			return err != unix.EAGAIN
-		})
-		if err = errors.Join(cerr, err); err != nil {
+		cerr := w.raw.Read(w.read)
+		if err := errors.Join(cerr, w.err); err != nil {
 			return &netlink.OpError{Op: "receive", Err: err}
 		}
-		for b := w.in[:n]; len(b) >= nlmsgHeaderLen; {
+		for b := w.in[:w.n]; len(b) >= nlmsgHeaderLen; {
 			l := int(binary.NativeEndian.Uint32(b))
 			if l < nlmsgHeaderLen || l > len(b) {
 				return &netlink.OpError{Op: "receive", Err: fmt.Errorf("malformed answer of %d bytes in %d", l, len(b))}
