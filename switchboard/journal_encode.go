@@ -17,7 +17,9 @@ import (
 // bytes: the same field order, omitempty and omitzero, RFC 3339 times,
 // addresses as text, and strings escaped as it escapes them (any string it
 // would change goes through it); TestAppendRecordIsEncodingJSON and
-// FuzzAppendRecord hold the two together, and load reads either.
+// FuzzAppendRecord hold the two together, and load reads either;
+// TestAppendRecordKnowsEveryField fails when a field is added to a
+// journalled type without being added here.
 
 // appendRecord appends rec as encoding/json would encode it.
 func appendRecord(b []byte, rec *record) []byte {
@@ -39,6 +41,16 @@ func appendRecord(b []byte, rec *record) []byte {
 	}
 	if rec.NetNS != 0 {
 		b = strconv.AppendUint(append(b, `,"netns":`...), rec.NetNS, 10)
+	}
+	if len(rec.Txn) > 0 {
+		b = append(b, `,"txn":[`...)
+		for i := range rec.Txn {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendRecord(b, &rec.Txn[i])
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}')
 }

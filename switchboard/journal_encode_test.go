@@ -3,6 +3,8 @@ package switchboard
 import (
 	"encoding/json"
 	"net/netip"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -41,6 +43,8 @@ func TestAppendRecordIsEncodingJSON(t *testing.T) {
 		{"a delete", record{Op: "del", ID: "a1b2", Gen: 3}},
 		{"a gen record", record{Op: "gen", Gen: 12, Boot: "3f1c-<uuid>", NetNS: 4026531840}},
 		{"nothing", record{}},
+		{"a transaction", record{Op: "txn", Gen: 4, Txn: []record{{Op: "put", Session: full, Locks: 1}, {Op: "del", ID: "x"}}}},
+		{"an empty transaction", record{Op: "txn", Txn: []record{}}},
 	} {
 		checkRecord(t, tc.name, tc.rec)
 	}
@@ -77,6 +81,7 @@ func FuzzAppendRecord(f *testing.F) {
 		}
 		checkRecord(t, "put", record{Op: id, Session: s, Locks: bits, Gen: n})
 		checkRecord(t, "gen", record{Op: sb, ID: key, Gen: n, Boot: value, NetNS: uint64(nanos)})
+		checkRecord(t, "txn", record{Op: "txn", Txn: []record{{Op: "put", Session: s}, {Op: "del", ID: id, Gen: n}}})
 	})
 }
 
@@ -103,4 +108,30 @@ func BenchmarkAppendRecord(b *testing.B) {
 			}
 		}
 	})
+}
+
+// appendRecord writes each field of the journalled types by name; one
+// added to a type without being added to it would silently go missing
+// from the journal. These are the fields it knows.
+func TestAppendRecordKnowsEveryField(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    any
+		want []string
+	}{
+		{record{}, []string{"Op", "ID", "Session", "Locks", "Gen", "Boot", "NetNS", "Txn"}},
+		{Session{}, []string{"ID", "Switchboard", "Index", "GateA", "GateB", "A", "B", "State", "Created", "Updated",
+			"Expires", "Labels", "Ended"}},
+		{Peer{}, []string{"Signalled", "Learned", "LearnUntil"}},
+		{Endpoint{}, []string{"RTP", "RTCP", "Hold", "Source", "Strict"}},
+		{Counters{}, []string{"Packets", "Bytes"}},
+	} {
+		var got []string
+		for f := range reflect.TypeOf(tc.v).Fields() {
+			got = append(got, f.Name)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%T has fields %v; appendRecord (journal_encode.go) writes %v", tc.v, got, tc.want)
+		}
+	}
 }
