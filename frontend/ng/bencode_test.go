@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -166,4 +168,33 @@ func FuzzParseBencode(f *testing.F) {
 			t.Fatalf("%q (-library +parseBencode):\n%s", body, diff)
 		}
 	})
+}
+
+// The appenders write each field of the reply types by name; one added to
+// a type without being added to its appender would silently go missing
+// from the replies. These are the fields they know.
+func TestReplyAppendersKnowEveryField(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		v    any
+		want []string
+	}{
+		{result{}, []string{"Result", "ErrorReason", "Warning"}},
+		{sdpReply{}, []string{"Result", "SDP"}},
+		{listReply{}, []string{"Result", "Calls"}},
+		{queryReply{}, []string{"Result", "Warning", "Created", "LastSignal", "Tags", "Totals"}},
+		{tagReply{}, []string{"Tag", "Label", "Created", "InDialogueWith", "Medias"}},
+		{mediaReply{}, []string{"Index", "Type", "Protocol", "Streams", "Flags"}},
+		{streamReply{}, []string{"LocalPort", "Endpoint", "Advertised", "LastPacket", "Flags", "Stats"}},
+		{endpointReply{}, []string{"Family", "Address", "Port"}},
+		{counters{}, []string{"Packets", "Bytes", "Errors"}},
+	} {
+		var got []string
+		for f := range reflect.TypeOf(tc.v).Fields() {
+			got = append(got, f.Name)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%T has fields %v; its appender (bencode.go) writes %v", tc.v, got, tc.want)
+		}
+	}
 }
