@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -102,7 +103,19 @@ func touchesLearned(b Batch) bool {
 	return false
 }
 
+// Learned reads both learned maps: the source each leg learned.
+func (d *nftDataplane) Learned(ctx context.Context) (map[uint32]netip.AddrPort, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out, err := d.learnedSources()
+	if err != nil {
+		return nil, opError("read learned sources", err)
+	}
+	return out, nil
+}
+
 // learnedSources reads both learned maps: the source each leg learned.
+// Called with d.mu held.
 func (d *nftDataplane) learnedSources() (map[uint32]netip.AddrPort, error) {
 	out := map[uint32]netip.AddrPort{}
 	for _, f := range d.obj.families {

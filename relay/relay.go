@@ -255,6 +255,10 @@ type Dataplane interface {
 	// Watch calls fn for every new and every ended flow of a relay mark
 	// until ctx is done. It returns nil on cancel.
 	Watch(ctx context.Context, fn func(Flow)) error
+	// Learned reads the sources the kernel itself learned (DESIGN:
+	// learning in the packet path), by leg mark: the first source of a
+	// new flow each learning leg accepted, or what Apply put there.
+	Learned(ctx context.Context) (map[uint32]netip.AddrPort, error)
 	// Close releases the kernel connections; installed state stays.
 	Close() error
 	// Generation reads the namespace's ruleset generation, which tells

@@ -371,7 +371,8 @@ func (m *Manager) finish(c *change) {
 		m.publishEnd(s, c.why)
 		return
 	}
-	e.s, e.legsAt, e.hasLegs = c.next, c.at, true
+	m.changes++
+	e.s, e.legsAt, e.hasLegs, e.changed = c.next, c.at, true, m.changes
 	m.sessions[c.next.ID], m.byIndex[c.next.Index] = e, e
 	m.schedule(c.next)
 }

@@ -2,6 +2,7 @@ package switchboard
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -48,17 +49,51 @@ func (m *Manager) watch(ctx context.Context) error {
 }
 
 // scanFlows learns from the flows that exist and reports whether it could
-// read them.
+// read them. It learns as from events, with two differences, because a
+// dumped flow may be older than what its leg is now (DESIGN: learning in
+// the packet path). A leg that learns in the kernel is taught only the
+// source the kernel learned: a flow that predates the leg's learning
+// window (an update re-pointed its side and kept the old peer's flow,
+// since only its admission changed) is one the kernel never learned from,
+// and teaching it would send the other side's media back to the old
+// address. And no dumped flow teaches a session changed since the dump
+// began.
 func (m *Manager) scanFlows(ctx context.Context) bool {
+	m.mu.Lock()
+	seq := m.changes
+	m.mu.Unlock()
+	kernel, err := m.dp.Learned(ctx)
+	if err != nil {
+		m.log.Warn("reading learned sources failed; the flows that exist teach no learning leg", "err", err)
+		kernel = map[uint32]netip.AddrPort{}
+	}
 	flows, err := m.dp.Flows(ctx)
 	if err != nil {
 		m.log.Warn("reading flows to learn from failed", "err", err)
 		return false
 	}
 	for _, f := range flows {
-		m.Learn(f)
+		m.learnFrom(f, &dumped{kernel: kernel, seq: seq})
 	}
 	return true
+}
+
+// dumped is what a scan knew when it began: the kernel's learned sources
+// and the Manager's change count.
+type dumped struct {
+	kernel map[uint32]netip.AddrPort
+	seq    uint64
+}
+
+// teaches reports whether a dumped flow f of leg may teach e's side.
+func (d *dumped) teaches(e *entry, leg relay.Leg, f relay.Flow) bool {
+	if d == nil {
+		return true
+	}
+	if e.changed > d.seq {
+		return false
+	}
+	return !leg.Learn || d.kernel[f.Mark] == f.Src
 }
 
 // Learn takes the source of a new flow into a gate as that side's real
@@ -68,7 +103,11 @@ func (m *Manager) scanFlows(ctx context.Context) bool {
 // that no longer matches its leg (it raced a change) is deleted; any other
 // is remembered for the leg's next change (flows.go). An ended flow's
 // counters are kept in its session (Session.Ended).
-func (m *Manager) Learn(f relay.Flow) {
+func (m *Manager) Learn(f relay.Flow) { m.learnFrom(f, nil) }
+
+// learnFrom is Learn for a flow that an event reported (d nil) or a scan
+// dumped.
+func (m *Manager) learnFrom(f relay.Flow, d *dumped) {
 	m.lockSettled()
 	defer m.mu.Unlock()
 	idx, sideA, rtcp := legSide(f.Mark)
@@ -89,7 +128,9 @@ func (m *Manager) Learn(f relay.Flow) {
 		m.dropStranger(e, f)
 		return
 	}
-	m.learn(e, f, sideA, rtcp)
+	if d.teaches(e, leg, f) {
+		m.learn(e, f, sideA, rtcp)
+	}
 	if m.observe(f) {
 		m.deleteStale([]relay.Flow{f})
 	}

@@ -235,15 +235,18 @@ func TestRunLearnsFromEventsAndExistingFlowsAndStopsOnCancel(t *testing.T) {
 	h := newHarnessLearning(t, LearnAny, "")
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 	h.mem.SetFlows(flow(s, legBRTP, "10.0.0.99:7000")) // before Run subscribed
+	h.mem.KernelLearns(relay.Mark(4*s.Index+legBRTP), ap("10.0.0.99:7000"))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.m.Run(ctx) }()
-	h.mem.Inject(flow(s, legARTP, "198.51.100.7:61000"))
+	// The caller's own address: learning it leaves the b-side's leg (and
+	// what the kernel learned for it) as it is.
+	h.mem.Inject(flow(s, legARTP, "192.0.2.10:4000"))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		got := h.get(t, s.ID)
 		if got.A.Learned.RTP.IsValid() && got.B.Learned.RTP.IsValid() {
-			if got.A.Learned.RTP != ap("198.51.100.7:61000") || got.B.Learned.RTP != ap("10.0.0.99:7000") {
+			if got.A.Learned.RTP != ap("192.0.2.10:4000") || got.B.Learned.RTP != ap("10.0.0.99:7000") {
 				t.Errorf("learned a %s and b %s", got.A.Learned.RTP, got.B.Learned.RTP)
 			}
 			break
@@ -358,5 +361,72 @@ func TestLearningModesAndStrictSources(t *testing.T) {
 	off.m.Learn(flow(s, legARTP, "192.0.2.10:4444"))
 	if x, _ := off.m.Get(s.ID); x.A.Learned.RTP.IsValid() {
 		t.Errorf("an \"off\" gate learned %s", x.A.Learned.RTP)
+	}
+}
+
+// A re-INVITE moves the callee from port 5000 to 5010 of the same host.
+// Its gate learns again, but the old port's flow is kept (only the leg's
+// admission changed) and the kernel, which learns from new flows only,
+// does not learn from it. A scan of the flows that exist (a restart's or a
+// resubscribed watch's) must not teach the old port either: the caller's
+// media would go back to it, and the moved callee would get none.
+func TestAScanDoesNotTeachTheSourceAReinviteMovedAway(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	old := flow(s, legBRTP, "10.0.0.10:5000")
+	h.mem.KernelLearns(old.Mark, old.Src)
+	h.m.Learn(old)
+	if got := h.get(t, s.ID).B.Learned.RTP; got != old.Src {
+		t.Fatalf("the callee is learned as %s, want %s", got, old.Src)
+	}
+	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.10:5010")}); err != nil {
+		t.Fatal(err)
+	}
+	h.mem.SetFlows(old)
+	h.m.scanFlows(ctx)
+	if got := h.get(t, s.ID).B.Learned.RTP; got.IsValid() {
+		t.Errorf("after the scan the moved callee is learned as %s, want nothing learned yet", got)
+	}
+	if got := h.leg(t, s, legARTP).Peer; got != ap("10.0.0.10:5010") {
+		t.Errorf("the caller's media goes to %s, want the moved callee 10.0.0.10:5010", got)
+	}
+	// What the kernel does learn, a scan teaches.
+	moved := flow(s, legBRTP, "10.0.0.10:5010")
+	h.mem.KernelLearns(moved.Mark, moved.Src)
+	h.mem.SetFlows(old, moved)
+	h.m.scanFlows(ctx)
+	if got := h.get(t, s.ID).B.Learned.RTP; got != moved.Src {
+		t.Errorf("after the kernel learned %s the callee is learned as %s", moved.Src, got)
+	}
+}
+
+// A scan dumps the flows without the Manager's lock. A session changed
+// between the dump and its turn is not taught by the dump: the flow may be
+// one the change made stale.
+func TestAScanDoesNotTeachASessionChangedSinceItsDump(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	old := flow(s, legBRTP, "10.0.0.10:5000")
+	h.mem.KernelLearns(old.Mark, old.Src)
+	h.m.mu.Lock()
+	seq := h.m.changes
+	h.m.mu.Unlock()
+	kernel, err := h.mem.Learned(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.10:5010")}); err != nil {
+		t.Fatal(err)
+	}
+	h.m.learnFrom(old, &dumped{kernel: kernel, seq: seq})
+	if got := h.get(t, s.ID).B.Learned.RTP; got.IsValid() {
+		t.Errorf("a flow dumped before the re-INVITE taught %s", got)
+	}
+	if got := h.leg(t, s, legARTP).Peer; got != ap("10.0.0.10:5010") {
+		t.Errorf("the caller's media goes to %s, want the moved callee 10.0.0.10:5010", got)
 	}
 }

@@ -63,6 +63,8 @@ type Manager struct {
 	// flows that exist (learn.go): then the flows known per leg are all
 	// there are, and Show reads them by tuple (inspect.go).
 	watching atomic.Bool
+	// changes counts committed session changes (entry.changed).
+	changes uint64
 }
 
 type board struct {
@@ -85,6 +87,8 @@ type entry struct {
 	unknownFlows uint8
 	// pending is set while a change of e is queued for a group commit.
 	pending bool
+	// changed is Manager.changes after e's last commit.
+	changed uint64
 }
 
 // maxIndex keeps 4*index within relay.MaxMarkIndex.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"sync"
@@ -33,13 +34,16 @@ type Memory struct {
 	gen       relay.GenerationCounter
 	legsRead  int
 	dumps     int
+	// learned models the kernel's learned maps: what Apply put there and
+	// what KernelLearns took.
+	learned map[uint32]netip.AddrPort
 }
 
 var _ relay.Dataplane = (*Memory)(nil)
 
 // NewMemory returns an empty dataplane.
 func NewMemory() *Memory {
-	return &Memory{legs: map[uint32]relay.Leg{}, events: make(chan relay.Flow, 64)}
+	return &Memory{legs: map[uint32]relay.Leg{}, events: make(chan relay.Flow, 64), learned: map[uint32]netip.AddrPort{}}
 }
 
 // FailFlowsNext makes the next Apply commit its legs but report that its
@@ -119,6 +123,7 @@ func (m *Memory) apply(b relay.Batch) error {
 		next[l.Mark], gates[l.Gate] = l, true
 	}
 	m.legs = next
+	m.applyLearned(b)
 	m.applied++
 	if len(b.Remove)+len(b.Add) > 0 {
 		m.genID++
@@ -131,6 +136,38 @@ func (m *Memory) apply(b relay.Batch) error {
 		return &relay.OpError{Op: "delete flows", Err: fmt.Errorf("%w: injected", relay.ErrFlowsRemain)}
 	}
 	return nil
+}
+
+// applyLearned does to the modelled learned maps what b does to the
+// kernel's: a removed leg's learned source goes, an added leg's is put.
+func (m *Memory) applyLearned(b relay.Batch) {
+	for _, l := range b.Remove {
+		delete(m.learned, l.Mark)
+	}
+	for _, l := range b.Add {
+		if l.Learned.IsValid() {
+			m.learned[l.Mark] = l.Learned
+		}
+	}
+}
+
+// KernelLearns models the kernel's learning rule: a new flow from src
+// accepted by the learning leg mark. The first writer stays.
+func (m *Memory) KernelLearns(mark uint32, src netip.AddrPort) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := m.legs[mark]; ok && l.Learn {
+		if _, taken := m.learned[mark]; !taken {
+			m.learned[mark] = src
+		}
+	}
+}
+
+// Learned returns the modelled learned sources.
+func (m *Memory) Learned(ctx context.Context) (map[uint32]netip.AddrPort, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.learned), nil
 }
 
 var (
