@@ -6,6 +6,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -73,5 +74,48 @@ func TestSIGKILLMidCallKeepsMediaAndRestartRebuilds(t *testing.T) {
 	}
 	if flows := relayFlows(t, lab); len(flows) != 0 {
 		t.Errorf("relay flows left:\n%s", strings.Join(flows, "\n"))
+	}
+}
+
+// A re-INVITE right after a restart moves the callee to another port of
+// its host while the old port's flow still exists (the gate learns again,
+// and only a new flow teaches the kernel). The restart's scan of the
+// flows that exist comes after the update: it must not teach the old
+// port, or the caller's media goes back there and the moved callee gets
+// none of it.
+func TestRestartScanDoesNotTeachTheCalleesOldPort(t *testing.T) {
+	lab := newLab(t)
+	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
+	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
+	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
+	moved := newPeer(t, lab.Callee, lab.CalleeAddr, 5010)
+	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(t, s.GateA, 5, false)
+	expect(t, "callee before the restart", b.rtpR, s.GateB, 5)
+	waitLearned(t, d, s.ID, func(x *switchboard.Session) bool { return x.A.Learned.RTP == a.addr })
+	d.kill()
+	d.start()
+	b.send(t, s.GateB, 5, false)
+	expect(t, "caller after the restart", a.rtpR, s.GateA, 5)
+	ep := moved.endpoint()
+	if _, err := d.api.Update(ctx(t), s.ID, switchboard.UpdateRequest{B: &ep}); err != nil {
+		t.Fatalf("update after restart: %v", err)
+	}
+	time.Sleep(500 * time.Millisecond) // the scan runs 200 ms after the watch subscribed
+	b.rtpR.Reset()
+	a.send(t, s.GateA, 10, false)
+	expect(t, "moved callee after the scan", moved.rtpR, s.GateB, 10)
+	if n := b.rtpR.Count(); n != 0 {
+		t.Errorf("the old port got %d packets after the move", n)
+	}
+	got, err := d.api.Show(ctx(t), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.B.Learned.RTP.IsValid() {
+		t.Errorf("the callee is learned as %s before it sent from its new port", got.B.Learned.RTP)
 	}
 }
