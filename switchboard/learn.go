@@ -72,17 +72,19 @@ func (m *Manager) scanFlows(ctx context.Context) bool {
 		m.log.Warn("reading flows to learn from failed", "err", err)
 		return false
 	}
+	d := &dumped{kernel: kernel, seq: seq, own: map[*entry]uint64{}}
 	for _, f := range flows {
-		m.learnFrom(f, &dumped{kernel: kernel, seq: seq})
+		m.learnFrom(f, d)
 	}
 	return true
 }
 
 // dumped is what a scan knew when it began: the kernel's learned sources
-// and the Manager's change count.
+// and the Manager's change count; and the changes the scan itself made.
 type dumped struct {
 	kernel map[uint32]netip.AddrPort
 	seq    uint64
+	own    map[*entry]uint64
 }
 
 // teaches reports whether a dumped flow f of leg may teach e's side.
@@ -90,10 +92,18 @@ func (d *dumped) teaches(e *entry, leg relay.Leg, f relay.Flow) bool {
 	if d == nil {
 		return true
 	}
-	if e.changed > d.seq {
+	if e.changed > d.seq && d.own[e] != e.changed {
 		return false
 	}
 	return !leg.Learn || d.kernel[f.Mark] == f.Src
+}
+
+// taught records that the scan itself made e's last change, if it did
+// (teaches let it, so any later change of e is the scan's own).
+func (d *dumped) taught(e *entry) {
+	if d != nil && e.changed > d.seq {
+		d.own[e] = e.changed
+	}
 }
 
 // Learn takes the source of a new flow into a gate as that side's real
@@ -130,6 +140,7 @@ func (m *Manager) learnFrom(f relay.Flow, d *dumped) {
 	}
 	if d.teaches(e, leg, f) {
 		m.learn(e, f, sideA, rtcp)
+		d.taught(e)
 	}
 	if m.observe(f) {
 		m.deleteStale([]relay.Flow{f})

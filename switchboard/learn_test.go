@@ -430,3 +430,21 @@ func TestAScanDoesNotTeachASessionChangedSinceItsDump(t *testing.T) {
 		t.Errorf("the caller's media goes to %s, want the moved callee 10.0.0.10:5010", got)
 	}
 }
+
+// What the kernel learned for both sides while the daemon was down is
+// taught by one scan: the scan's own first lesson does not count as a
+// change since its dump.
+func TestAScanTeachesBothSidesTheKernelLearned(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	b, a := flow(s, legBRTP, "10.0.0.10:5000"), flow(s, legARTP, "192.0.2.10:61000")
+	h.mem.KernelLearns(b.Mark, b.Src)
+	h.mem.KernelLearns(a.Mark, a.Src)
+	h.mem.SetFlows(b, a)
+	h.m.scanFlows(context.Background())
+	got := h.get(t, s.ID)
+	if got.A.Learned.RTP != a.Src || got.B.Learned.RTP != b.Src {
+		t.Errorf("learned a %s and b %s, want %s and %s", got.A.Learned.RTP, got.B.Learned.RTP, a.Src, b.Src)
+	}
+}
