@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -37,15 +38,22 @@ func TestSIGKILLMidCallKeepsMediaAndRestartRebuilds(t *testing.T) {
 	expect(t, "caller while the daemon is dead", a.rtpR, s.GateA, 20)
 
 	// An orphan the journal knows nothing of: a leg added behind the
-	// daemon's back while it was down. Restart must remove it.
-	orphan := "add element inet nftrtpproxy leg4 { " + lab.RouterExtAddr.String() + " . 30990 : 0x52ffff00 }"
+	// daemon's back while it was down. Restart must remove it. Its port is
+	// one the session's random gate-a pair does not hold (else nft refuses
+	// the key as taken), and it is looked for by its whole key.
+	port := 30990
+	if int(s.GateA.Port()) == port {
+		port = 30994
+	}
+	key := fmt.Sprintf("%s . %d", lab.RouterExtAddr, port)
+	orphan := "add element inet nftrtpproxy leg4 { " + key + " : 0x52ffff00 }"
 	if out, err := lab.Router.Run(context.Background(), "nft", orphan); err != nil {
 		t.Fatalf("nft %s: %v: %s", orphan, err, out)
 	}
 	d.start()
 	after := nftTable(t, lab)
-	if strings.Contains(after, "30990") {
-		t.Errorf("orphaned element survived the restart:\n%s", after)
+	if strings.Contains(after, key) {
+		t.Errorf("orphaned element %s survived the restart:\n%s", key, after)
 	}
 
 	got, err := d.api.Show(ctx(t), s.ID)
