@@ -74,13 +74,14 @@ func (m *Manager) prepareChange(r ChangeRequest) (_ *txn, _ *ChangeResult, err e
 			t.fail(err)
 		}
 	}()
+	m.settleAll(r)
 	seen := map[string]bool{}
 	touch := func(id string) (*entry, error) {
 		if seen[id] {
 			return nil, fmt.Errorf("session %s: %w: named twice in one request", id, ErrInvalid)
 		}
 		seen[id] = true
-		return m.getSettled(id)
+		return m.get(id)
 	}
 	for _, u := range r.Update {
 		e, err := touch(u.ID)
@@ -110,4 +111,29 @@ func (m *Manager) prepareChange(r ChangeRequest) (_ *txn, _ *ChangeResult, err e
 		res.Allocated = append(res.Allocated, c.next)
 	}
 	return t, res, nil
+}
+
+// settleAll waits until no session r names has a change queued, letting go
+// of m.mu meanwhile, so that every change of r is prepared from committed
+// state without waiting again halfway (which would let another request
+// change a session r has already prepared).
+func (m *Manager) settleAll(r ChangeRequest) {
+	for {
+		pending := false
+		for _, u := range r.Update {
+			pending = pending || m.isPending(u.ID)
+		}
+		for _, id := range r.Delete {
+			pending = pending || m.isPending(id)
+		}
+		if !pending {
+			return
+		}
+		m.q.cond.Wait()
+	}
+}
+
+func (m *Manager) isPending(id string) bool {
+	e := m.sessions[id]
+	return e != nil && e.pending
 }
