@@ -29,11 +29,17 @@ func Available() error {
 	probe := "nrp-probe-" + RandomSuffix()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := ipCmd(ctx, "netns", "add", probe); err != nil {
-		return fmt.Errorf("netlab: cannot create network namespaces: %w", err)
-	}
-	if err := ipCmd(ctx, "netns", "del", probe); err != nil {
-		return fmt.Errorf("netlab: cannot delete probe namespace %q: %w", probe, err)
+	addErr := ipCmd(ctx, "netns", "add", probe)
+	// Deleted with a context of its own: an add killed by the timeout on a
+	// loaded machine may still have created the namespace.
+	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer dcancel()
+	delErr := ipCmd(dctx, "netns", "del", probe)
+	switch {
+	case addErr != nil:
+		return fmt.Errorf("netlab: cannot create network namespaces: %w", addErr)
+	case delErr != nil:
+		return fmt.Errorf("netlab: cannot delete probe namespace %q: %w", probe, delErr)
 	}
 	return nil
 }
