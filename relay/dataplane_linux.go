@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -299,9 +300,73 @@ func (d *nftDataplane) legElements(b Batch, held map[uint32]netip.AddrPort) (pre
 	for _, l := range b.Add {
 		add.add(d.obj, l, len(b.Add))
 	}
+	del.unchanged(add)
 	learnedChanges(d.obj, b, held, pre, del, add)
 	return pre, del, add
 }
+
+// unchanged drops from del and add the elements that both hold: a leg
+// removed and added back keeps its gate, its source and most of its
+// admission (guard, learn, learning sources), and deleting and re-adding
+// those made an answer's transaction four times the elements it changes.
+// The kernel ends with the same elements either way. The learned maps are
+// not in either yet (learnedChanges writes them: their add-then-delete is a
+// check, not a change).
+func (del elements) unchanged(add elements) {
+	for s, dels := range del {
+		adds := add[s]
+		if len(dels) == 0 || len(adds) == 0 {
+			continue
+		}
+		if dropCommon(dels, adds) {
+			del[s] = slices.DeleteFunc(dels, droppedElement)
+			add[s] = slices.DeleteFunc(adds, droppedElement)
+		}
+	}
+}
+
+// dropCommon clears the key of each element of dels that adds holds too,
+// and of its match in adds; it reports whether it cleared any. A request's
+// few elements are compared pairwise, a restart's repair through an index.
+func dropCommon(dels, adds []nftables.SetElement) bool {
+	var dropped bool
+	if len(dels)*len(adds) <= 1024 {
+		for i := range dels {
+			for j := range adds {
+				if adds[j].Key != nil && sameElement(dels[i], adds[j]) {
+					dels[i].Key, adds[j].Key, dropped = nil, nil, true
+					break
+				}
+			}
+		}
+		return dropped
+	}
+	index := make(map[string][]int, len(adds))
+	for j, e := range adds {
+		k := elementID(e)
+		index[k] = append(index[k], j)
+	}
+	for i, e := range dels {
+		k := elementID(e)
+		if js := index[k]; len(js) > 0 {
+			adds[js[0]].Key, dels[i].Key, dropped = nil, nil, true
+			index[k] = js[1:]
+		}
+	}
+	return dropped
+}
+
+// elementID is an element's key and value as one string; the key's length
+// first keeps a key and value pair apart from another split of the bytes.
+func elementID(e nftables.SetElement) string {
+	return string(append(append([]byte{byte(len(e.Key))}, e.Key...), e.Val...))
+}
+
+func sameElement(a, b nftables.SetElement) bool {
+	return bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Val, b.Val)
+}
+
+func droppedElement(e nftables.SetElement) bool { return e.Key == nil }
 
 // commit applies pre (additions), del and add in one transaction. After a
 // failure the element connection may hold unread replies, so it is
