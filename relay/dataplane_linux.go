@@ -46,7 +46,7 @@ type nftDataplane struct {
 	gen        genTracker // guarded by mu
 	// scratch are legElements' maps, emptied and reused by every batch
 	// (guarded by mu): a batch of a few legs allocated them anew.
-	scratch [3]elements
+	scratch [4]elements
 }
 
 var _ Dataplane = (*nftDataplane)(nil)
@@ -55,6 +55,7 @@ var _ Dataplane = (*nftDataplane)(nil)
 // not change the kernel; call Setup for that.
 func Open(opts Options) (Dataplane, error) {
 	d := &nftDataplane{opts: opts, obj: newObjects()}
+	d.obj.destroy = kernelDestroysElements()
 	var err error
 	d.udpTimeout, _ = readUDPTimeout(opts.NetNS)
 	if d.nft, err = d.dialNft(); err != nil {
@@ -286,14 +287,14 @@ func (d *nftDataplane) commitLegs(b Batch) error {
 
 // legElements returns the element changes of b: learned sources to clear
 // first (pre), then removals and additions.
-func (d *nftDataplane) legElements(b Batch, held map[uint32]netip.AddrPort) (pre, del, add elements) {
+func (d *nftDataplane) legElements(b Batch, held map[uint32]netip.AddrPort) (pre, del, gone, add elements) {
 	for i, e := range d.scratch {
 		if e == nil {
 			d.scratch[i] = elements{}
 		}
 		d.scratch[i].reset()
 	}
-	pre, del, add = d.scratch[0], d.scratch[1], d.scratch[2]
+	pre, del, gone, add = d.scratch[0], d.scratch[1], d.scratch[2], d.scratch[3]
 	for _, l := range b.Remove {
 		del.add(d.obj, l, len(b.Remove))
 	}
@@ -301,8 +302,8 @@ func (d *nftDataplane) legElements(b Batch, held map[uint32]netip.AddrPort) (pre
 		add.add(d.obj, l, len(b.Add))
 	}
 	del.unchanged(add)
-	learnedChanges(d.obj, b, held, pre, del, add)
-	return pre, del, add
+	learnedChanges(d.obj, b, held, pre, del, gone, add)
+	return pre, del, gone, add
 }
 
 // unchanged drops from del and add the elements that both hold: a leg
@@ -371,8 +372,8 @@ func droppedElement(e nftables.SetElement) bool { return e.Key == nil }
 // commit applies pre (additions), del and add in one transaction. After a
 // failure the element connection may hold unread replies, so it is
 // replaced.
-func (d *nftDataplane) commit(pre, del, add elements) error {
-	err := d.el.commit(pre, del, add)
+func (d *nftDataplane) commit(pre, del, gone, add elements) error {
+	err := d.el.commit(pre, del, gone, add)
 	d.gen.Committed(err)
 	if err == nil {
 		return nil

@@ -324,11 +324,25 @@ func TestKernelSetupSkipsUnchangedRules(t *testing.T) {
 // through the kernel and nft lists them; removing the leg removes what the
 // kernel learned for it, also when the caller does not know (the kernel
 // learned it since: the transaction is retried with what the map holds),
-// and putting a learned source over one the kernel took replaces it.
+// and putting a learned source over one the kernel took replaces it. Both
+// ways of clearing are checked: destroying by key (Linux 6.3) and adding
+// then deleting, as on older kernels.
 func TestKernelLearningLegsAndLearnedSources(t *testing.T) {
+	for _, destroy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("destroy=%v", destroy), func(t *testing.T) {
+			if destroy && !kernelDestroysElements() {
+				t.Skip("the kernel destroys no elements (Linux 6.3)")
+			}
+			testLearningLegs(t, destroy)
+		})
+	}
+}
+
+func testLearningLegs(t *testing.T, destroy bool) {
 	ns, fd := kernelNS(t)
 	ctx := context.Background()
 	d := openKernel(t, fd)
+	d.(*nftDataplane).obj.destroy = destroy
 	learning := Leg{Mark: Mark(4), Gate: ap("192.0.2.1:30000"), Peer: ap("10.0.0.10:5000"), Source: ap("10.0.0.1:30000"),
 		Allowed: Allow(netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("192.0.2.10")), Guard: true, Learn: true}
 	learned := Leg{Mark: Mark(8), Gate: ap("[2001:db8:a::1]:30002"), Source: ap("[2001:db8:b::1]:30002"),

@@ -71,6 +71,24 @@ func dialElementWriter(netns int, table string, maxPerMsg int) (*elementWriter, 
 
 func (w *elementWriter) close() error { return w.conn.Close() }
 
+// nftMsgDestroySetElem deletes elements and ignores those that are not
+// there (Linux 6.3; x/sys does not name it yet).
+const nftMsgDestroySetElem = 30
+
+// kernelDestroysElements reports whether the running kernel knows
+// nftMsgDestroySetElem: Linux 6.3 or later.
+func kernelDestroysElements() bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 6 || major == 6 && minor >= 3
+}
+
 // Netlink and nftables framing (linux/netlink.h, linux/netfilter/nfnetlink.h).
 const (
 	nlmsgHeaderLen = unix.NLMSG_HDRLEN // length, type, flags, sequence, port
@@ -78,9 +96,9 @@ const (
 	attrHeaderLen  = unix.SizeofNlAttr
 )
 
-// commit adds pre, removes del and adds add, in that order, in one
-// transaction.
-func (w *elementWriter) commit(pre, del, add elements) error {
+// commit adds pre, removes del, destroys gone and adds add, in that order,
+// in one transaction.
+func (w *elementWriter) commit(pre, del, gone, add elements) error {
 	w.out = w.out[:0]
 	w.message(unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, unix.AF_UNSPEC, unix.NFNL_SUBSYS_NFTABLES)
 	last := -1 // offset of the last element message
@@ -91,6 +109,7 @@ func (w *elementWriter) commit(pre, del, add elements) error {
 	}{
 		{pre, unix.NFT_MSG_NEWSETELEM, unix.NLM_F_REQUEST | unix.NLM_F_CREATE},
 		{del, unix.NFT_MSG_DELSETELEM, unix.NLM_F_REQUEST},
+		{gone, nftMsgDestroySetElem, unix.NLM_F_REQUEST},
 		{add, unix.NFT_MSG_NEWSETELEM, unix.NLM_F_REQUEST | unix.NLM_F_CREATE},
 	} {
 		for s, els := range part.els {

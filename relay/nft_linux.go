@@ -51,6 +51,9 @@ type objects struct {
 	raw, pre, post       *nftables.Chain
 	families             []*family
 	maxElementsPerSetMsg int
+	// destroy says the kernel destroys elements by key, there or not
+	// (NFT_MSG_DESTROYSETELEM, Linux 6.3): learned sources are cleared so.
+	destroy bool
 }
 
 func newObjects() *objects {

@@ -22,7 +22,7 @@ func TestLegElementsOmitWhatALegKeeps(t *testing.T) {
 		l.Peer = netip.AddrPortFrom(netip.MustParseAddr("198.51.100.7"), 4000)
 		new = append(new, l)
 	}
-	pre, del, add := d.legElements(Batch{Remove: old, Add: new}, nil)
+	pre, del, _, add := d.legElements(Batch{Remove: old, Add: new}, nil)
 	count := func(e elements) map[string]int {
 		out := map[string]int{}
 		for s, els := range e {
