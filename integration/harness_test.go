@@ -98,12 +98,74 @@ gate-b = { name = "internal6", address = %q, ports = "30000-30999" }
 
 // daemon is a running nftrtpproxy in the lab's router namespace.
 type daemon struct {
-	t      *testing.T
+	process
 	lab    *netlab.Lab
 	config string
-	cmd    *exec.Cmd
-	log    *os.File
 	api    *httpapi.Client
+}
+
+// process is a running binary of the relay (the daemon, a build or the
+// installed one) in a namespace: its command and its log file.
+type process struct {
+	t   *testing.T
+	cmd *exec.Cmd
+	log string
+}
+
+// launch starts bin with args in ns, its output appended to a new log
+// file in dir.
+func launch(t *testing.T, ns *netlab.NS, dir, bin string, args ...string) process {
+	t.Helper()
+	logf, err := os.CreateTemp(dir, "daemon-*.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := ns.Command(context.Background(), bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return process{t: t, cmd: cmd, log: logf.Name()}
+}
+
+func (p *process) logText() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// kill sends SIGKILL, as a crash would, and waits for the process to end.
+func (p *process) kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Wait()
+	p.cmd = nil
+}
+
+// stop sends SIGTERM and waits; the process must exit cleanly. A failed
+// test shows the log.
+func (p *process) stop() {
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			p.t.Errorf("daemon exit after SIGTERM: %v; log:\n%s", err, p.logText())
+		}
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		p.t.Errorf("daemon ignored SIGTERM for 10s")
+	}
+	p.cmd = nil
+	if p.t.Failed() {
+		p.t.Logf("daemon log:\n%s", p.logText())
+	}
 }
 
 // startDaemon writes config (a TOML document) and starts the daemon.
@@ -114,7 +176,7 @@ func startDaemon(t *testing.T, lab *netlab.Lab, config string) *daemon {
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, lab: lab, config: path,
+	d := &daemon{process: process{t: t}, lab: lab, config: path,
 		api: &httpapi.Client{Base: "http://127.0.0.1:7780", HTTP: lab.Router.HTTPClient()}}
 	d.start()
 	t.Cleanup(d.stop)
@@ -123,16 +185,7 @@ func startDaemon(t *testing.T, lab *netlab.Lab, config string) *daemon {
 
 func (d *daemon) start() {
 	d.t.Helper()
-	logf, err := os.CreateTemp(d.t.TempDir(), "daemon-*.log")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	d.log = logf
-	d.cmd = d.lab.Router.Command(context.Background(), filepath.Join(binDir, "nftrtpproxy"), "-config", d.config, "-log-level", "debug")
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		d.t.Fatal(err)
-	}
+	d.process = launch(d.t, d.lab.Router, d.t.TempDir(), filepath.Join(binDir, "nftrtpproxy"), "-config", d.config, "-log-level", "debug")
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -144,42 +197,6 @@ func (d *daemon) start() {
 		time.Sleep(50 * time.Millisecond)
 	}
 	d.t.Fatalf("daemon did not serve within 10s; log:\n%s", d.logText())
-}
-
-func (d *daemon) logText() string {
-	b, _ := os.ReadFile(d.log.Name())
-	return string(b)
-}
-
-// kill sends SIGKILL, as a crash would, and waits for the process to end.
-func (d *daemon) kill() {
-	d.t.Helper()
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	_ = d.cmd.Wait()
-	d.cmd = nil
-}
-
-// stop sends SIGTERM and waits; the daemon must exit cleanly.
-func (d *daemon) stop() {
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			d.t.Errorf("daemon exit after SIGTERM: %v; log:\n%s", err, d.logText())
-		}
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		d.t.Errorf("daemon ignored SIGTERM for 10s")
-	}
-	d.cmd = nil
-	if d.t.Failed() {
-		d.t.Logf("daemon log:\n%s", d.logText())
-	}
 }
 
 func ctx(t *testing.T) context.Context {

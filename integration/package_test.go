@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -188,23 +187,8 @@ func installedConfig(t *testing.T, lab *netlab.Lab, stateDir string) string {
 func relayWithInstalled(t *testing.T, lab *netlab.Lab) {
 	t.Helper()
 	config := installedConfig(t, lab, t.TempDir())
-	logf, err := os.CreateTemp(t.TempDir(), "daemon-*.log")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := lab.Router.Command(context.Background(), "/usr/sbin/nftrtpproxy", "-config", config)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("daemon log:\n%s", b)
-		}
-	}()
+	d := launch(t, lab.Router, t.TempDir(), "/usr/sbin/nftrtpproxy", "-config", config)
+	defer d.stop()
 	ctl := func(args ...string) []byte {
 		t.Helper()
 		out, err := lab.Router.Run(ctx(t), "/usr/bin/nftrtpctl", args...)

@@ -219,10 +219,8 @@ func (l *pairLab) waitHolds(i int, within time.Duration) time.Time {
 
 // pairDaemon is one router's nftrtpproxy.
 type pairDaemon struct {
-	t    *testing.T
+	process
 	ns   *netlab.NS
-	cmd  *exec.Cmd
-	log  string
 	api  *httpapi.Client
 	http *http.Client
 }
@@ -255,17 +253,9 @@ timeout = "300ms"
 		l.t.Fatal(err)
 	}
 	ns := l.p.Routers[i].NS
-	d := &pairDaemon{t: l.t, ns: ns, log: filepath.Join(dir, fmt.Sprintf("daemon-%d.log", time.Now().UnixNano())), http: ns.HTTPClient()}
+	d := &pairDaemon{ns: ns, http: ns.HTTPClient()}
 	d.api = &httpapi.Client{Base: "http://127.0.0.1:7780", HTTP: d.http}
-	logf, err := os.Create(d.log)
-	if err != nil {
-		l.t.Fatal(err)
-	}
-	d.cmd = ns.Command(context.Background(), filepath.Join(binDir, "nftrtpproxy"), "-config", path, "-log-level", "debug")
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	if err := d.cmd.Start(); err != nil {
-		l.t.Fatal(err)
-	}
+	d.process = launch(l.t, ns, dir, filepath.Join(binDir, "nftrtpproxy"), "-config", path, "-log-level", "debug")
 	l.daemons[i] = d
 	waitFor(l.t, 10*time.Second, fmt.Sprintf("daemon %d to serve", i), func() bool {
 		_, err := d.status()
@@ -312,42 +302,6 @@ func (d *pairDaemon) sessions() []string {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-func (d *pairDaemon) logText() string {
-	b, _ := os.ReadFile(d.log)
-	return string(b)
-}
-
-func (d *pairDaemon) kill() {
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGKILL)
-	_ = d.cmd.Wait()
-	d.cmd = nil
-}
-
-func (d *pairDaemon) stop() {
-	if d.cmd == nil {
-		return
-	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			d.t.Errorf("daemon exit after SIGTERM: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		_ = d.cmd.Process.Kill()
-		d.t.Errorf("daemon ignored SIGTERM for 10s")
-	}
-	d.cmd = nil
-	if d.t.Failed() {
-		d.t.Logf("daemon log %s:\n%s", d.ns.Name, d.logText())
-	}
 }
 
 // waitFor polls cond every 5 ms until it holds or within passes; then the
