@@ -35,11 +35,10 @@ type ChangeResult struct {
 // journal), nothing changes at all. A session may appear once among the
 // updates and deletes.
 func (m *Manager) Change(ctx context.Context, r ChangeRequest) (*ChangeResult, error) {
-	m.lockRequest()
-	defer m.mu.Unlock()
-	if err := m.writable(); err != nil {
+	if err := m.lockRequest(); err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	t, res, err := m.prepareChange(r)
 	if err != nil {
 		return nil, err

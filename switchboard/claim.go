@@ -20,11 +20,10 @@ var ErrPortInUse = errors.New("port pair in use")
 // ErrInvalid; a pair held by another session is ErrPortInUse. Nothing
 // changes on error.
 func (m *Manager) AllocPorts(ctx context.Context, r AllocRequest, portA, portB uint16) (*Session, error) {
-	m.lockRequest()
-	defer m.mu.Unlock()
-	if err := m.writable(); err != nil {
+	if err := m.lockRequest(); err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	bd, err := m.allocBoard(r)
 	if err != nil {
 		return nil, err

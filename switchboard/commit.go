@@ -172,11 +172,17 @@ func (m *Manager) gather() {
 }
 
 // lockRequest locks m.mu for a request, counted as arriving meanwhile so
-// that a leader gathering a group waits for it.
-func (m *Manager) lockRequest() {
+// that a leader gathering a group waits for it. A standby refuses every
+// request here (ErrStandby), with m.mu let go again.
+func (m *Manager) lockRequest() error {
 	m.q.arriving.Add(1)
 	m.mu.Lock()
 	m.q.arriving.Add(-1)
+	if err := m.writable(); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // lockSettled locks m.mu once no group is being gathered or committed:

@@ -144,11 +144,10 @@ type UpdateRequest struct {
 // Alloc creates a session: a port pair on each gate and its four legs in the
 // kernel, in one transaction.
 func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
-	m.lockRequest()
-	defer m.mu.Unlock()
-	if err := m.writable(); err != nil {
+	if err := m.lockRequest(); err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	c, err := m.prepareAlloc(r)
 	if err != nil {
 		return nil, err
@@ -344,11 +343,10 @@ func (m *Manager) get(id string) (*entry, error) {
 // Update applies a re-INVITE: changed peers are re-pointed at once and the
 // stale flows towards their old addresses are deleted.
 func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Session, error) {
-	m.lockRequest()
-	defer m.mu.Unlock()
-	if err := m.writable(); err != nil {
+	if err := m.lockRequest(); err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	e, err := m.getSettled(id)
 	if err != nil {
 		return nil, err
@@ -424,11 +422,10 @@ func repoint(p *Peer, e *Endpoint) bool {
 // (ringing → active) ends the ringing deadline and starts the learning
 // windows; active → ringing starts a new ringing deadline.
 func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Session, error) {
-	m.lockRequest()
-	defer m.mu.Unlock()
-	if err := m.writable(); err != nil {
+	if err := m.lockRequest(); err != nil {
 		return nil, err
 	}
+	defer m.mu.Unlock()
 	e, err := m.getSettled(id)
 	if err != nil {
 		return nil, err
@@ -453,11 +450,10 @@ func (m *Manager) AdjustTimeout(ctx context.Context, id string, to State) (*Sess
 // Delete removes a session: its legs and every conntrack entry of them, so
 // media stops at once in both directions.
 func (m *Manager) Delete(ctx context.Context, id string) error {
-	m.lockRequest()
-	defer m.mu.Unlock()
-	if err := m.writable(); err != nil {
+	if err := m.lockRequest(); err != nil {
 		return err
 	}
+	defer m.mu.Unlock()
 	e, err := m.getSettled(id)
 	if err != nil {
 		return err
