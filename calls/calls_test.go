@@ -159,7 +159,7 @@ func TestRestartRebuildsCallsFromSessionLabels(t *testing.T) {
 	}
 	f.mgr.Close()
 	g := newFixture(t, dir, mem)
-	if ids := g.calls.List(0); len(ids) != 1 || ids[0] != "c5" {
+	if ids := g.calls.ListOf(NG, 0); len(ids) != 1 || ids[0] != "c5" {
 		t.Fatalf("calls after restart %q, want [c5]", ids)
 	}
 	re, err := g.calls.Offer(ctx, Request{CallID: "c5", FromTag: "bob", ToTag: "alice", SDP: body("10.0.0.12", 7000, "")})
@@ -182,7 +182,7 @@ func TestRestoreLeavesOtherFrontEndsSessionsAlone(t *testing.T) {
 	}
 	f.mgr.Close()
 	g := newFixture(t, dir, mem)
-	if ids := g.calls.List(0); len(ids) != 0 {
+	if ids := g.calls.ListOf(NG, 0); len(ids) != 0 {
 		t.Fatalf("calls after restart %q, want none: the session was made through the API", ids)
 	}
 }

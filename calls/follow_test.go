@@ -45,18 +45,18 @@ func TestACallWhoseSessionsEndedElsewhereIsForgotten(t *testing.T) {
 	if _, err := f.calls.Offer(ctx, Request{CallID: "c1", FromTag: "alice", SDP: body("192.0.2.10", 4000, "")}); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := f.calls.Count(); n != 1 {
+	if n, _ := f.calls.CountOf(NG); n != 1 {
 		t.Fatalf("calls after the offer: %d, want 1", n)
 	}
 	// As the ringing or media timeout would.
 	if err := f.mgr.Delete(ctx, f.mgr.List()[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the call is still counted", func() bool { n, _ := f.calls.Count(); return n == 0 })
+	eventually(t, "the call is still counted", func() bool { n, _ := f.calls.CountOf(NG); return n == 0 })
 	if _, err := f.calls.Query(ctx, "c1"); !errors.Is(err, ErrUnknownCall) {
 		t.Errorf("query of the ended call: %v, want %v", err, ErrUnknownCall)
 	}
-	if ids := f.calls.List(0); len(ids) != 0 {
+	if ids := f.calls.ListOf(NG, 0); len(ids) != 0 {
 		t.Errorf("list after the end: %q, want none", ids)
 	}
 }
@@ -72,7 +72,7 @@ func TestACallKeepsItsStreamsThatLive(t *testing.T) {
 	if err := f.mgr.Delete(ctx, f.mgr.List()[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the ended stream is still counted", func() bool { _, s := f.calls.Count(); return s == 1 })
+	eventually(t, "the ended stream is still counted", func() bool { _, s := f.calls.CountOf(NG); return s == 1 })
 	st, err := f.calls.Query(ctx, "c1")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestAnOfferWithEveryStreamRejectedLeavesNoCall(t *testing.T) {
 	if _, err := f.calls.Offer(context.Background(), Request{CallID: "c1", FromTag: "alice", SDP: body("192.0.2.10", 0, "")}); err != nil {
 		t.Fatal(err)
 	}
-	if n, s := f.calls.Count(); n != 0 || s != 0 {
+	if n, s := f.calls.CountOf(NG); n != 0 || s != 0 {
 		t.Errorf("after an offer with every stream rejected: %d calls, %d sessions; want none", n, s)
 	}
 }

@@ -33,7 +33,7 @@ func restartWith(t *testing.T, sets ...map[string]string) *fixture {
 func TestUpgradeRestoresNGCallsOfOwnerCalls(t *testing.T) {
 	f := restartWith(t, map[string]string{"owner": "calls", "call-id": "c1", "branch": "", "offerer-tag": "alice",
 		"offerer-side": "a", "answerer-tag": "bob", "m": "0"})
-	if ids := f.calls.List(0); len(ids) != 1 || ids[0] != "c1" {
+	if ids := f.calls.ListOf(NG, 0); len(ids) != 1 || ids[0] != "c1" {
 		t.Fatalf("ng calls after the upgrade %q, want [c1]", ids)
 	}
 	re, err := f.calls.Offer(context.Background(), Request{CallID: "c1", FromTag: "bob", ToTag: "alice", SDP: body("10.0.0.12", 7000, "")})

@@ -314,11 +314,3 @@ func (c *Calls) Created(p Protocol) uint64 {
 	defer c.mu.Unlock()
 	return c.created[p]
 }
-
-// List returns the Call-IDs of the SDP offer/answer calls (ng), oldest
-// first, at most limit (0: all).
-func (c *Calls) List(limit int) []string { return c.ListOf(NG, limit) }
-
-// Count returns the number of SDP offer/answer calls (ng) and of their
-// sessions.
-func (c *Calls) Count() (calls, sessions int) { return c.CountOf(NG) }

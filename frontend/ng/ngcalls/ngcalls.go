@@ -111,14 +111,14 @@ func party(tag, other string, created time.Time, m int, c calls.Counters) ng.Tag
 
 // List returns the oldest call-ids.
 func (b *Backend) List(_ context.Context, limit int) ([]string, error) {
-	return b.calls.List(limit), nil
+	return b.calls.ListOf(calls.NG, limit), nil
 }
 
 // Statistics counts the calls and, with Traffic, the packets relayed
 // since start and the packet and byte rates since the previous request
 // (at first, since start).
 func (b *Backend) Statistics(ctx context.Context) (*ng.Totals, error) {
-	n, _ := b.calls.Count()
+	n, _ := b.calls.CountOf(calls.NG)
 	now := b.now()
 	t := &ng.Totals{Sessions: n, Uptime: now.Sub(b.started)}
 	if b.Traffic == nil {
