@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nftrtpproxy/nftrtpproxy/internal/netlab"
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
 
@@ -17,18 +18,7 @@ import (
 // journal and the kernel, can still update and delete them, and removes
 // what no session owns.
 func TestSIGKILLMidCallKeepsMediaAndRestartRebuilds(t *testing.T) {
-	lab := newLab(t)
-	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
-	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
-	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
-	moved := newPeer(t, lab.Callee, lab.CalleeAddr, 5010)
-	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.send(t, s.GateA, 10, true)
-	expect(t, "callee before the crash", b.rtpR, s.GateB, 10)
-	waitLearned(t, d, s.ID, func(x *switchboard.Session) bool { return x.A.Learned.RTP == a.addr })
+	lab, d, a, b, moved, s := learnedCall(t, 10, true)
 
 	d.kill()
 	b.rtpR.Reset()
@@ -92,18 +82,7 @@ func TestSIGKILLMidCallKeepsMediaAndRestartRebuilds(t *testing.T) {
 // port, or the caller's media goes back there and the moved callee gets
 // none of it.
 func TestRestartScanDoesNotTeachTheCalleesOldPort(t *testing.T) {
-	lab := newLab(t)
-	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
-	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
-	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
-	moved := newPeer(t, lab.Callee, lab.CalleeAddr, 5010)
-	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.send(t, s.GateA, 5, false)
-	expect(t, "callee before the restart", b.rtpR, s.GateB, 5)
-	waitLearned(t, d, s.ID, func(x *switchboard.Session) bool { return x.A.Learned.RTP == a.addr })
+	_, d, a, b, moved, s := learnedCall(t, 5, false)
 	d.kill()
 	d.start()
 	b.send(t, s.GateB, 5, false)
@@ -126,4 +105,26 @@ func TestRestartScanDoesNotTeachTheCalleesOldPort(t *testing.T) {
 	if got.B.Learned.RTP.IsValid() {
 		t.Errorf("the callee is learned as %s before it sent from its new port", got.B.Learned.RTP)
 	}
+}
+
+// learnedCall starts a lab and a daemon with a session between a caller
+// (a, port 4000) and a callee (b, port 5000), and a second callee socket
+// on another port of the callee's host (moved, 5010) for a re-INVITE. The
+// caller sends n packets (and RTCP with rtcp), the callee receives them,
+// and the session has learned the caller.
+func learnedCall(t *testing.T, n int, rtcp bool) (*netlab.Lab, *daemon, *peer, *peer, *peer, *switchboard.Session) {
+	t.Helper()
+	lab := newLab(t)
+	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
+	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
+	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
+	moved := newPeer(t, lab.Callee, lab.CalleeAddr, 5010)
+	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(t, s.GateA, n, rtcp)
+	expect(t, "callee before the daemon is killed", b.rtpR, s.GateB, n)
+	waitLearned(t, d, s.ID, func(x *switchboard.Session) bool { return x.A.Learned.RTP == a.addr })
+	return lab, d, a, b, moved, s
 }
