@@ -178,14 +178,7 @@ func waitCounted(t *testing.T, d *daemon, id string, packets uint64, flows int) 
 // Hard case 4: delete stops media at once, both directions, RTP and RTCP,
 // and leaves no element or relay flow in the kernel.
 func TestDeleteStopsMediaAtOnce(t *testing.T) {
-	lab := newLab(t)
-	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
-	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
-	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
-	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, d, a, b, s := startCall(t)
 	a.send(t, s.GateA, 10, true)
 	b.send(t, s.GateB, 10, true)
 	expect(t, "callee before delete", b.rtpR, s.GateB, 10)

@@ -314,3 +314,19 @@ func startManager(tb testing.TB, fd int, cfg *switchboard.Config, wrap func(rela
 	}
 	return m, dp, time.Since(start)
 }
+
+// startCall starts a lab and a daemon with the lab's switchboards and a
+// session on "edge" between a caller (a, port 4000) and a callee (b,
+// port 5000).
+func startCall(t *testing.T) (*netlab.Lab, *daemon, *peer, *peer, *switchboard.Session) {
+	t.Helper()
+	lab := newLab(t)
+	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
+	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
+	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
+	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lab, d, a, b, s
+}

@@ -66,14 +66,7 @@ func setHandles(t *testing.T, lab *netlab.Lab) map[string]string {
 // by the next start, while a call's media flows through it; new flows
 // then find their legs in the new sets.
 func TestRestartMigratesAnUnsizedTableWhileACallFlows(t *testing.T) {
-	lab := newLab(t)
-	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
-	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
-	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
-	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lab, d, a, b, s := startCall(t)
 	a.send(t, s.GateA, 10, false)
 	expect(t, "callee before the restart", b.rtpR, s.GateB, 10)
 

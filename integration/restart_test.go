@@ -107,22 +107,13 @@ func TestRestartScanDoesNotTeachTheCalleesOldPort(t *testing.T) {
 	}
 }
 
-// learnedCall starts a lab and a daemon with a session between a caller
-// (a, port 4000) and a callee (b, port 5000), and a second callee socket
-// on another port of the callee's host (moved, 5010) for a re-INVITE. The
-// caller sends n packets (and RTCP with rtcp), the callee receives them,
+// learnedCall is startCall with a second callee socket on another port
+// of the callee's host (moved, 5010) for a re-INVITE. The caller sends n packets (and RTCP with rtcp), the callee receives them,
 // and the session has learned the caller.
 func learnedCall(t *testing.T, n int, rtcp bool) (*netlab.Lab, *daemon, *peer, *peer, *peer, *switchboard.Session) {
 	t.Helper()
-	lab := newLab(t)
-	d := startDaemon(t, lab, labConfig(lab, t.TempDir(), ""))
-	a := newPeer(t, lab.Caller, lab.CallerAddr, 4000)
-	b := newPeer(t, lab.Callee, lab.CalleeAddr, 5000)
+	lab, d, a, b, s := startCall(t)
 	moved := newPeer(t, lab.Callee, lab.CalleeAddr, 5010)
-	s, err := d.api.Alloc(ctx(t), switchboard.AllocRequest{Switchboard: "edge", A: a.endpoint(), B: b.endpoint()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	a.send(t, s.GateA, n, rtcp)
 	expect(t, "callee before the daemon is killed", b.rtpR, s.GateB, n)
 	waitLearned(t, d, s.ID, func(x *switchboard.Session) bool { return x.A.Learned.RTP == a.addr })
