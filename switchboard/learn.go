@@ -151,28 +151,17 @@ func (m *Manager) learnFrom(f relay.Flow, d *dumped) {
 func (m *Manager) learn(e *entry, f relay.Flow, sideA, rtcp bool) {
 	s := e.s
 	t := m.boards[s.Switchboard].sb.Timeouts
-	p, always := &s.A, t.AlwaysLearnA
+	p, always := s.peer(sideA), t.AlwaysLearnA
 	if !sideA {
-		p, always = &s.B, t.AlwaysLearnB
+		always = t.AlwaysLearnB
 	}
-	learned := p.Learned.RTP
-	if rtcp {
-		learned = p.Learned.RTCP
-	}
+	learned := p.learnedFor(rtcp)
 	now := m.now()
 	if learned == f.Src || (!always && (learned.IsValid() || !now.Before(p.LearnUntil))) {
 		return
 	}
 	next := s.clone()
-	np := &next.A
-	if !sideA {
-		np = &next.B
-	}
-	if rtcp {
-		np.Learned.RTCP = f.Src
-	} else {
-		np.Learned.RTP = f.Src
-	}
+	next.peer(sideA).learn(rtcp, f.Src)
 	if err := m.commit(context.Background(), e, next, false); err != nil {
 		m.log.Error("learning a peer failed", "session", s.ID, "source", f.Src, "err", err)
 		return

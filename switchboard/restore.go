@@ -328,15 +328,7 @@ func (m *Manager) adoptLearned(have []relay.Leg) {
 			continue
 		}
 		next := e.s // changed in place: recordStart tells dropped sessions by pointer
-		p := &next.A
-		if !sideA {
-			p = &next.B
-		}
-		if rtcp {
-			p.Learned.RTCP = l.Learned
-		} else {
-			p.Learned.RTP = l.Learned
-		}
+		next.peer(sideA).learn(rtcp, l.Learned)
 		m.log.Info("peer learned while the daemon was down", "session", next.ID, "side", sideName(sideA), "rtcp", rtcp, "source", l.Learned)
 	}
 }

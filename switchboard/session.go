@@ -72,6 +72,31 @@ type Peer struct {
 	LearnUntil time.Time `json:"learn_until,omitzero"`
 }
 
+// peer returns s's a-side peer, or its b-side peer.
+func (s *Session) peer(sideA bool) *Peer {
+	if sideA {
+		return &s.A
+	}
+	return &s.B
+}
+
+// learnedFor returns the learned source of p's RTP, or of its RTCP.
+func (p Peer) learnedFor(rtcp bool) netip.AddrPort {
+	if rtcp {
+		return p.Learned.RTCP
+	}
+	return p.Learned.RTP
+}
+
+// learn records src as the learned source of p's RTP, or of its RTCP.
+func (p *Peer) learn(rtcp bool, src netip.AddrPort) {
+	if rtcp {
+		p.Learned.RTCP = src
+	} else {
+		p.Learned.RTP = src
+	}
+}
+
 func (p Peer) dest(rtcp bool) netip.AddrPort {
 	if rtcp {
 		if p.Learned.RTCP.IsValid() {
