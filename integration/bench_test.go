@@ -255,3 +255,18 @@ func BenchmarkKernelAllocDeleteParallel(b *testing.B) {
 	b.ReportMetric(float64(2*b.N)/float64(counted.n.Load()-before), "requests/transaction")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sessions/s")
 }
+
+// BenchmarkKernelNGPing is the floor of BenchmarkKernelNGCall: one ng
+// round trip through the same server and client, which the server answers
+// without any work. A call is three requests.
+func BenchmarkKernelNGPing(b *testing.B) {
+	m, cfg := benchManager(b)
+	runManager(b, m)
+	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, "one")
+	c := ngtest.Dial(b, ngtest.Serve(b, ngcalls.New(cl), ng.Options{}))
+	for i := 0; b.Loop(); i++ {
+		if r := c.Exchange("p"+strconv.Itoa(i), []byte("d7:command4:pinge")); ngtest.ResultOf(r) != "pong" {
+			b.Fatalf("%q", r)
+		}
+	}
+}

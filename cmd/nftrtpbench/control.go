@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -39,23 +40,50 @@ func (b *bench) daemonControl(ctx context.Context, lab *netlab.Lab, d *daemon, l
 	defer done()
 	b.ctrlIface = iface
 	for _, c := range b.o.clients {
-		b.ctrl[ctrlKey{sysRelay, live, c}] = loadControl(ctx, b.o, fmt.Sprintf("nftrtpproxy over %s, %d client(s), %d live sessions", iface, c, live), c, op)
+		b.ctrl[ctrlKey{sysRelay, live, c}] = loadControl(ctx, b.o, fmt.Sprintf("nftrtpproxy over %s, %d client(s), %d live sessions", iface, c, live), c, d.pid(), op)
 	}
 	if live != 0 || iface != ifaceNG {
 		return
 	}
+	b.pings(ctx, lab, sysRelay, netip.MustParseAddrPort(daemonNG), d.pid())
 	b.lockedAnswers(ctx, lab, d)
 	for _, c := range b.o.clients {
-		b.ctrl[ctrlKey{sysRelayHTTP, 0, c}] = loadControl(ctx, b.o, fmt.Sprintf("nftrtpproxy over its native HTTP API, %d client(s), 0 live sessions", c), c, httpOp(lab, d.api, sbControl))
+		b.ctrl[ctrlKey{sysRelayHTTP, 0, c}] = loadControl(ctx, b.o, fmt.Sprintf("nftrtpproxy over its native HTTP API, %d client(s), 0 live sessions", c), c, d.pid(), httpOp(lab, d.api, sbControl))
 	}
 }
 
-func loadControl(ctx context.Context, o *options, what string, clients int, op callOp) ctrlResult {
+// loadControl runs the load of clients against the server process pid,
+// whose CPU time, and the load clients' (this process's), it counts.
+func loadControl(ctx context.Context, o *options, what string, clients, pid int, op callOp) ctrlResult {
 	progress("control plane: %s", what)
 	waitQuiet(ctx, quietWait)
+	self := os.Getpid()
+	server0, client0 := procSeconds(pid), procSeconds(self)
 	r := runControl(ctx, clients, o.ctrl, op)
-	progress("  %.0f calls/s, p50 %s, p99 %s, %d errors", r.rate(), dur(percentile(r.lat, 50)), dur(percentile(r.lat, 99)), r.errs)
+	r.serverCPU, r.clientCPU = procSeconds(pid)-server0, procSeconds(self)-client0
+	progress("  %.0f calls/s, p50 %s, p99 %s, %d errors; CPU per call: server %s, load clients %s",
+		r.rate(), dur(percentile(r.lat, 50)), dur(percentile(r.lat, 99)), r.errs, dur(r.cpuPerCall(r.serverCPU)), dur(r.cpuPerCall(r.clientCPU)))
 	return r
+}
+
+// pingKey is the key of sys's ping run in bench.ctrl.
+func pingKey(sys string) ctrlKey { return ctrlKey{sys + " ping", 0, 1} }
+
+// pings runs one client's ng pings against sys at server: a request that
+// the server answers without any work, so its round trip is the floor of
+// every request of a call from this client on this machine.
+func (b *bench) pings(ctx context.Context, lab *netlab.Lab, sys string, server netip.AddrPort, pid int) {
+	c, err := dialNG(lab.Router, server)
+	if err != nil {
+		b.t.fail(3, sys+" ping", err)
+		return
+	}
+	defer c.Close()
+	op := func(ctx context.Context, _, _ int) ([]time.Duration, error) {
+		_, err := c.do(ctx, map[string]any{"command": "ping"})
+		return nil, err
+	}
+	b.ctrl[pingKey(sys)] = loadControl(ctx, b.o, sys+" over ng, 1 client, ping", 1, pid, op)
 }
 
 // lockedAnswers runs one client's calls on a switchboard whose learning
@@ -69,7 +97,7 @@ func (b *bench) lockedAnswers(ctx context.Context, lab *netlab.Lab, d *daemon) {
 		return
 	}
 	defer done()
-	b.locked = loadControl(ctx, b.o, "nftrtpproxy over ng, 1 client, answers that lock the gates", 1, op)
+	b.locked = loadControl(ctx, b.o, "nftrtpproxy over ng, 1 client, answers that lock the gates", 1, d.pid(), op)
 }
 
 // daemonOp is one call on switchboard sb over ng when the daemon serves
@@ -158,7 +186,8 @@ func (b *bench) rtpengineControl(ctx context.Context) {
 			return err
 		}
 		defer done()
-		b.rtpengineRuns(ctx, op, 0)
+		b.rtpengineRuns(ctx, op, e.pid(), 0)
+		b.pings(ctx, lab, sysRTPE, rtpengineNG, e.pid())
 		if b.rtpLive == 0 {
 			return nil
 		}
@@ -168,7 +197,7 @@ func (b *bench) rtpengineControl(ctx context.Context) {
 			return fmt.Errorf("setting up %d idle calls: %w", b.rtpLive, err)
 		}
 		progress("  %d calls in %s", b.rtpLive, time.Since(begin).Round(time.Millisecond))
-		b.rtpengineRuns(ctx, op, b.rtpLive)
+		b.rtpengineRuns(ctx, op, e.pid(), b.rtpLive)
 		b.rtpRSS, _ = rssOf(e.pid())
 		return nil
 	})
@@ -177,9 +206,9 @@ func (b *bench) rtpengineControl(ctx context.Context) {
 	}
 }
 
-func (b *bench) rtpengineRuns(ctx context.Context, op callOp, live int) {
+func (b *bench) rtpengineRuns(ctx context.Context, op callOp, pid, live int) {
 	for _, c := range b.o.clients {
-		b.ctrl[ctrlKey{sysRTPE, live, c}] = loadControl(ctx, b.o, fmt.Sprintf("rtpengine over ng, %d client(s), %d live calls", c, live), c, op)
+		b.ctrl[ctrlKey{sysRTPE, live, c}] = loadControl(ctx, b.o, fmt.Sprintf("rtpengine over ng, %d client(s), %d live calls", c, live), c, pid, op)
 	}
 }
 
@@ -215,8 +244,8 @@ func (b *bench) controlRow(live, theirLive, c int, ours, theirs ctrlResult) {
 	if b.ctrlIface == ifaceNG {
 		names = []string{"offer", "answer", "delete"}
 	}
-	notes := fmt.Sprintf("nftrtpproxy over %s, p50 per request: %s; rtpengine over ng: %s",
-		b.ctrlIface, stepsNote(ours, names), stepsNote(theirs, []string{"offer", "answer", "delete"}))
+	notes := fmt.Sprintf("nftrtpproxy over %s, p50 per request: %s; rtpengine over ng: %s. CPU per call: %s",
+		b.ctrlIface, stepsNote(ours, names), stepsNote(theirs, []string{"offer", "answer", "delete"}), cpuNote(ours, theirs))
 	if theirLive != live {
 		notes = fmt.Sprintf("rtpengine at %s live calls: the open-file limit here (%d, no CAP_SYS_RESOURCE to raise it) caps it there, 4 sockets per call; ",
 			count(theirLive), b.rtpLive*4+rtpengineFDs) + notes
@@ -231,6 +260,13 @@ func (b *bench) controlRow(live, theirLive, c int, ours, theirs ctrlResult) {
 	}
 	b.t.add(3, row{what: fmt.Sprintf("calls/s, %d client(s), %s live sessions: nftrtpproxy ÷ rtpengine", c, count(live)),
 		baseline: "rtpengine " + describeCtrl(theirs), measured: describeCtrl(ours), ratio: ratio(r), goal: "≥ 2×", met: yesNo(r >= 2), notes: notes})
+	if ours.serverCPU > 0 && theirs.serverCPU > 0 {
+		so, st := ours.cpuPerCall(ours.serverCPU), theirs.cpuPerCall(theirs.serverCPU)
+		b.t.add(3, row{what: fmt.Sprintf("server CPU per call, %d client(s), %s live: rtpengine's ÷ nftrtpproxy's (each process's own, kernel work in its system calls included)", c, count(live)),
+			baseline: "nftrtpproxy " + dur(so), measured: "rtpengine " + dur(st), ratio: ratio(st.Seconds() / so.Seconds()),
+			notes: fmt.Sprintf("the load clients (this Go process, the same for both) spent %s per call against nftrtpproxy and %s against rtpengine",
+				dur(ours.cpuPerCall(ours.clientCPU)), dur(theirs.cpuPerCall(theirs.clientCPU)))})
+	}
 	if live != b.o.live {
 		return
 	}
@@ -240,9 +276,27 @@ func (b *bench) controlRow(live, theirLive, c int, ours, theirs ctrlResult) {
 		ratio: ratio(p99.Seconds() / percentile(theirs.lat, 99).Seconds()), goal: "< 2 ms", met: yesNo(p99 < 2*time.Millisecond)})
 }
 
-// contextRows add what explains the comparison: the native API without
-// ng, the price of an answer that locks the gates, rtpengine's memory.
+// cpuNote gives each server's and the load clients' CPU per call.
+func cpuNote(ours, theirs ctrlResult) string {
+	return fmt.Sprintf("nftrtpproxy %s, rtpengine %s; load clients %s (against nftrtpproxy), %s (against rtpengine)",
+		dur(ours.cpuPerCall(ours.serverCPU)), dur(theirs.cpuPerCall(theirs.serverCPU)),
+		dur(ours.cpuPerCall(ours.clientCPU)), dur(theirs.cpuPerCall(theirs.clientCPU)))
+}
+
+// contextRows add what explains the comparison: the floor of a request
+// (a ping), the native API without ng, the price of an answer that locks
+// the gates, rtpengine's memory.
 func (b *bench) contextRows() {
+	ours, okO := b.ctrl[pingKey(sysRelay)]
+	theirs, okT := b.ctrl[pingKey(sysRTPE)]
+	if okO && okT && ours.calls > 0 && theirs.calls > 0 {
+		po, pt := percentile(ours.lat, 50), percentile(theirs.lat, 50)
+		b.t.add(3, row{what: "one ng ping, 1 client, p50 round trip: nftrtpproxy ÷ rtpengine (the floor of every request: the server does no work)",
+			baseline: "rtpengine " + dur(pt), measured: dur(po), ratio: ratio(po.Seconds() / pt.Seconds()),
+			notes: fmt.Sprintf("a call is 3 requests, so its floor from this client is about %s; load clients' CPU per ping %s (nftrtpproxy), %s (rtpengine); server CPU per ping %s, %s",
+				dur(3*max(po, pt)), dur(ours.cpuPerCall(ours.clientCPU)), dur(theirs.cpuPerCall(theirs.clientCPU)),
+				dur(ours.cpuPerCall(ours.serverCPU)), dur(theirs.cpuPerCall(theirs.serverCPU)))})
+	}
 	for _, c := range b.o.clients {
 		h, okH := b.ctrl[ctrlKey{sysRelayHTTP, 0, c}]
 		theirs, okT := b.ctrl[ctrlKey{sysRTPE, 0, c}]

@@ -24,9 +24,20 @@ type ctrlResult struct {
 	steps [][]time.Duration // per request of a call, sorted
 	errs  int
 	err   error // the first error
+	// serverCPU and clientCPU are the seconds of CPU the server process
+	// and the load clients (this process) spent during the run.
+	serverCPU, clientCPU float64
 }
 
 func (r ctrlResult) rate() float64 { return float64(r.calls) / r.dur.Seconds() }
+
+// cpuPerCall is cpu seconds spread over the run's calls.
+func (r ctrlResult) cpuPerCall(cpu float64) time.Duration {
+	if r.calls == 0 {
+		return 0
+	}
+	return time.Duration(cpu / float64(r.calls) * float64(time.Second))
+}
 
 // runControl runs clients concurrent load clients, each doing op after op
 // for dur.
