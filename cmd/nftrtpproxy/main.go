@@ -239,23 +239,31 @@ func startHTTP(ctx context.Context, g *errgroup.Group, d *frontendDeps, node *re
 	return nil
 }
 
+// ngSockets is how many sockets share the ng address, each read by one
+// worker: Kamailio's processes each have a socket of their own, which the
+// kernel keeps on one of them.
+const ngSockets = 16
+
 // startFrontends opens the listener of every configured control protocol
 // but HTTP and runs its server in g. A listener that cannot be opened stops
 // the start.
 func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) error {
 	ctl := d.cfg.Control
 	if addr := d.cfg.Control.NG; addr != "" {
-		conn, err := net.ListenPacket("udp", addr)
+		conns, err := ctlsock.ListenUDPGroup(ctx, addr, ngSockets)
 		if err != nil {
 			return fmt.Errorf("control ng: %w", err)
 		}
-		conn = ctlsock.PacketConn(conn, ctlsock.NewFilter("ng", ctl.Allow.NG, d.log))
+		filter := ctlsock.NewFilter("ng", ctl.Allow.NG, d.log)
+		for i := range conns {
+			conns[i] = ctlsock.PacketConn(conns[i], filter)
+		}
 		backend := ngcalls.New(d.calls)
 		backend.Traffic = d.met
-		srv := ng.NewServer(conn, backend, ng.Options{Logger: d.log.With("frontend", "ng"),
-			CacheBytes: ctl.ReplyCacheBytes, Observe: d.met.Observe("ng")})
+		srv := ng.NewServer(conns, backend, ng.Options{Logger: d.log.With("frontend", "ng"),
+			CacheBytes: ctl.ReplyCacheBytes, Observe: d.met.Observe("ng"), Concurrency: ngSockets})
 		g.Go(func() error { return srv.Run(ctx) })
-		d.log.Info("serving rtpengine ng protocol", "ng", conn.LocalAddr().String())
+		d.log.Info("serving rtpengine ng protocol", "ng", conns[0].LocalAddr().String(), "sockets", len(conns))
 	}
 	if spec := d.cfg.Control.RTPProxy; spec != "" {
 		sock, err := rtpproxy.Listen(spec, rtpproxy.SocketOptions{Group: ctl.SocketGroup,

@@ -28,8 +28,9 @@ type Options struct {
 	// and cookies, oldest dropped first: 16 MiB.
 	CacheBytes int
 	// Concurrency is the number of requests processed at once: 16 (the
-	// Manager serialises kernel work anyway). When all are busy the socket
-	// buffer queues.
+	// Manager serialises kernel work anyway), spread evenly over the
+	// server's sockets, at least one per socket. When a socket's are busy
+	// its buffer queues.
 	Concurrency int
 	// Observe, if set, hears of every request: its command, its error
 	// (nil when answered without one) and how long it took (for metrics).
@@ -39,7 +40,7 @@ type Options struct {
 // Server answers ng requests arriving on a packet socket by calling a
 // Backend. Build it with NewServer and start it with Run.
 type Server struct {
-	conn    net.PacketConn
+	conns   []net.PacketConn
 	backend Backend
 	log     *slog.Logger
 	cache   *replyCache
@@ -47,16 +48,18 @@ type Server struct {
 	observe func(command string, err error, took time.Duration)
 }
 
-// NewServer returns a server answering on conn with b. Run takes over conn
-// and closes it when it returns.
-func NewServer(conn net.PacketConn, b Backend, opts Options) *Server {
+// NewServer returns a server answering on conns with b: one socket, or
+// several sharing an address (ctlsock.ListenUDPGroup), each read by its
+// own workers, so that the workers of one socket never wake those of
+// another. Run takes over conns and closes them when it returns.
+func NewServer(conns []net.PacketConn, b Backend, opts Options) *Server {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	cache := newReplyCache(positive(opts.CacheTTL, time.Minute), positive(opts.CacheSize, 1<<16),
 		positive(opts.CacheBytes, 16<<20), 8)
-	return &Server{conn: conn, backend: b, log: log, cache: cache, workers: positive(opts.Concurrency, 16),
+	return &Server{conns: conns, backend: b, log: log, cache: cache, workers: positive(opts.Concurrency, 16),
 		observe: opts.Observe}
 }
 
@@ -72,38 +75,49 @@ func positive[T int | time.Duration](v, def T) T {
 // (their backend calls see ctx done), closes the socket and returns nil.
 // It returns an error only if reading from the socket fails.
 //
-// Each of Concurrency workers reads a datagram and answers it itself, so a
-// request is not handed from a reading goroutine to another (a wake-up
-// costs as much as decoding it). When all are busy the socket buffer
-// queues.
+// Each worker reads a datagram and answers it itself, so a request is not
+// handed from a reading goroutine to another (a wake-up costs as much as
+// decoding it). Workers of one socket wake each other (the socket's read
+// lock passes from one to the next), so the daemon gives each worker a
+// socket of its own. When a socket's workers are busy its buffer queues.
 func (s *Server) Run(ctx context.Context) error {
 	stopping, stopAll := context.WithCancel(ctx)
 	defer stopAll()
-	stop := context.AfterFunc(stopping, func() { _ = s.conn.SetReadDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(stopping, func() {
+		for _, c := range s.conns {
+			_ = c.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
 	defer stop()
-	errs := make(chan error, s.workers)
+	perConn := max(1, s.workers/max(1, len(s.conns)))
+	errs := make(chan error, perConn*len(s.conns))
 	var wg sync.WaitGroup
-	for range s.workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := s.serve(ctx); err != nil {
-				errs <- err
-				stopAll() // the others stop reading too
-			}
-		}()
+	for _, conn := range s.conns {
+		for range perConn {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.serve(ctx, conn); err != nil {
+					errs <- err
+					stopAll() // the others stop reading too
+				}
+			}()
+		}
 	}
 	wg.Wait()
-	_ = s.conn.Close()
+	for _, c := range s.conns {
+		_ = c.Close()
+	}
 	close(errs)
 	return <-errs
 }
 
-// serve reads and answers datagrams until ctx is done or reading fails.
-func (s *Server) serve(ctx context.Context) error {
+// serve reads and answers conn's datagrams until ctx is done or reading
+// fails.
+func (s *Server) serve(ctx context.Context, conn net.PacketConn) error {
 	buf := make([]byte, maxDatagram)
 	for {
-		n, from, err := s.conn.ReadFrom(buf)
+		n, from, err := conn.ReadFrom(buf)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -111,14 +125,14 @@ func (s *Server) serve(ctx context.Context) error {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return nil // another worker failed and stopped everyone
 			}
-			return fmt.Errorf("ng: read %s: %w", s.conn.LocalAddr(), err)
+			return fmt.Errorf("ng: read %s: %w", conn.LocalAddr(), err)
 		}
-		s.receive(ctx, buf[:n], from)
+		s.receive(ctx, conn, buf[:n], from)
 	}
 }
 
 // receive answers a datagram from the cache, or executes it.
-func (s *Server) receive(ctx context.Context, msg []byte, from net.Addr) {
+func (s *Server) receive(ctx context.Context, conn net.PacketConn, msg []byte, from net.Addr) {
 	cookie, body, err := splitCookie(msg)
 	if err != nil {
 		s.log.Debug("ng: dropping datagram", "from", from.String(), "err", err)
@@ -127,27 +141,27 @@ func (s *Server) receive(ctx context.Context, msg []byte, from net.Addr) {
 	if len(cookie) > maxCookie { // answered, never cached
 		err := fmt.Errorf("%w: %d bytes, above the limit of %d", errLongCookie, len(cookie), maxCookie)
 		s.log.Info("ng: request refused", "from", from.String(), "err", err)
-		s.send(s.encodeReply(cookie, failure(nil, err), isJSON(body)), from, 1)
+		s.send(conn, s.encodeReply(cookie, failure(nil, err), isJSON(body)), from, 1)
 		return
 	}
 	v, e, reply := s.cache.arrive(cacheKey{from.String(), string(cookie)}, time.Now())
 	switch v {
 	case replay:
 		s.log.Debug("ng: answering a retransmission from the cache", "from", from.String(), "cookie", string(cookie))
-		s.send(reply, from, 1)
+		s.send(conn, reply, from, 1)
 		return
 	case park, drop:
 		s.log.Debug("ng: retransmission of a request in flight", "from", from.String(), "cookie", string(cookie), "parked", v == park)
 		return
 	}
 	reply = s.handle(ctx, cookie, body, from)
-	s.send(reply, from, 1+s.cache.complete(e, reply))
+	s.send(conn, reply, from, 1+s.cache.complete(e, reply))
 }
 
-// send writes reply to "to" n times, once per copy of the request.
-func (s *Server) send(reply []byte, to net.Addr, n int) {
+// send writes reply to "to" on conn n times, once per copy of the request.
+func (s *Server) send(conn net.PacketConn, reply []byte, to net.Addr, n int) {
 	for range n {
-		if _, err := s.conn.WriteTo(reply, to); err != nil {
+		if _, err := conn.WriteTo(reply, to); err != nil {
 			s.log.Warn("ng: reply not sent", "to", to.String(), "err", err)
 			return
 		}

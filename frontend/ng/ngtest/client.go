@@ -23,7 +23,7 @@ func Serve(t testing.TB, b ng.Backend, opts ng.Options) net.Addr {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ng.NewServer(pc, b, opts).Run(ctx) }()
+	go func() { done <- ng.NewServer([]net.PacketConn{pc}, b, opts).Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
