@@ -54,6 +54,8 @@ type Manager struct {
 	j         *journal
 	timers    timerQueue
 	wake      chan struct{}
+	// timersDue is when runTimers wakes up next unless woken (m.wake).
+	timersDue time.Time
 	events    events
 	gen       genTracker // the kernel's generation after the last transaction
 	replica   Replica

@@ -47,7 +47,11 @@ func (m *Manager) schedule(s *Session) {
 			earliest = at
 		}
 	}
-	if !earliest.IsZero() {
+	// The timer goroutine sleeps until m.timersDue; a later deadline
+	// waits for that wake-up, and only an earlier one needs another (a
+	// wake-up per request costs a thread's wake-up on an idle machine).
+	if !earliest.IsZero() && earliest.Before(m.timersDue) {
+		m.timersDue = earliest
 		select {
 		case m.wake <- struct{}{}:
 		default:
@@ -81,10 +85,12 @@ func (m *Manager) fireDue(ctx context.Context) time.Duration {
 			m.reevaluate(ctx, e, now)
 		}
 	}
-	if m.timers.Len() == 0 {
-		return time.Minute
+	sleep := time.Minute
+	if m.timers.Len() > 0 {
+		sleep = max(m.timers[0].at.Sub(now), time.Millisecond)
 	}
-	return max(m.timers[0].at.Sub(now), time.Millisecond)
+	m.timersDue = now.Add(sleep)
+	return sleep
 }
 
 // reevaluate expires an unanswered session or installs the locks of closed
