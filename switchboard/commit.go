@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
@@ -363,6 +364,20 @@ func (j *journal) count(c *change) {
 	}
 }
 
+// logEnd logs the end of s: at debug level when a request deleted it
+// (the call's end line, metrics.EndLog, says it once per call), else at
+// info level (timeouts, restores, takeovers are news).
+func (m *Manager) logEnd(s *Session, why EndReason) {
+	level := slog.LevelInfo
+	if why == EndDeleted {
+		level = slog.LevelDebug
+	}
+	if !m.log.Enabled(context.Background(), level) {
+		return
+	}
+	m.log.Log(context.Background(), level, "session "+why.logText(), "session", s.ID, "switchboard", s.Switchboard)
+}
+
 // finish makes a committed change the Manager's state.
 func (m *Manager) finish(c *change) {
 	e := c.e
@@ -373,7 +388,7 @@ func (m *Manager) finish(c *change) {
 		bd := m.boards[s.Switchboard]
 		bd.a.release(s.GateA.Port())
 		bd.b.release(s.GateB.Port())
-		m.log.Info("session "+c.why.logText(), "session", s.ID, "switchboard", s.Switchboard)
+		m.logEnd(s, c.why)
 		m.publishEnd(s, c.why)
 		return
 	}

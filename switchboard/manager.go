@@ -162,7 +162,10 @@ func (m *Manager) Alloc(ctx context.Context, r AllocRequest) (*Session, error) {
 }
 
 func (m *Manager) logAlloc(s *Session, msg string) {
-	m.log.Info(msg, "session", s.ID, "switchboard", s.Switchboard,
+	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
+		return // not even the arguments' boxing, on every request
+	}
+	m.log.Debug(msg, "session", s.ID, "switchboard", s.Switchboard,
 		"gate_a", s.GateA, "gate_b", s.GateB, "state", s.State)
 }
 
@@ -365,7 +368,10 @@ func (m *Manager) Update(ctx context.Context, id string, r UpdateRequest) (*Sess
 }
 
 func (m *Manager) logUpdate(s *Session) {
-	m.log.Info("session updated", "session", s.ID, "a", s.A.Signalled.RTP, "b", s.B.Signalled.RTP)
+	if !m.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	m.log.Debug("session updated", "session", s.ID, "a", s.A.Signalled.RTP, "b", s.B.Signalled.RTP)
 }
 
 // prepareUpdate checks r and builds the change that applies it to e.
