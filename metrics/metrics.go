@@ -132,14 +132,36 @@ func (m *Metrics) SessionEnded(e switchboard.Ended) {
 // the request and its error and times it. Commands are case-folded, and
 // past maxCommands distinct ones (or odd ones) counted as "other".
 func (m *Metrics) Observe(protocol string) func(command string, err error, took time.Duration) {
+	var mu sync.Mutex
+	known := map[string]*commandMetrics{} // by command as sent
 	return func(command string, err error, took time.Duration) {
-		cmd := m.commandLabel(protocol, command)
-		m.requests.WithLabelValues(protocol, cmd).Inc()
-		if err != nil {
-			m.requestErrors.WithLabelValues(protocol, cmd).Inc()
+		mu.Lock()
+		c := known[command]
+		mu.Unlock()
+		if c == nil {
+			cmd := m.commandLabel(protocol, command)
+			c = &commandMetrics{label: cmd, requests: m.requests.WithLabelValues(protocol, cmd),
+				time: m.requestTime.WithLabelValues(protocol, cmd)}
+			mu.Lock()
+			if cmd != "other" && len(known) < 4*maxCommands {
+				known[command] = c
+			}
+			mu.Unlock()
 		}
-		m.requestTime.WithLabelValues(protocol, cmd).Observe(took.Seconds())
+		c.requests.Inc()
+		if err != nil {
+			m.requestErrors.WithLabelValues(protocol, c.label).Inc()
+		}
+		c.time.Observe(took.Seconds())
 	}
+}
+
+// commandMetrics are a command's series, looked up once: a lookup by
+// label values hashes them, on every request.
+type commandMetrics struct {
+	label    string
+	requests prometheus.Counter
+	time     prometheus.Observer
 }
 
 func (m *Metrics) commandLabel(protocol, command string) string {
