@@ -1,29 +1,34 @@
 package switchboard
 
 import (
-	"crypto/rand"
+	cryptorand "crypto/rand"
 	"fmt"
-	"math/big"
+	"math/rand/v2"
 )
 
 // ports hands out RTP/RTCP port pairs (even port, next odd port) from one
-// gate's range. A pair is chosen at random among the free ones (crypto/rand),
-// so that nobody can tell which ports the next call gets: a stranger who
+// gate's range. A pair is chosen at random among the free ones (a ChaCha8
+// generator, cryptographically strong, seeded from crypto/rand: as
+// unpredictable as crypto/rand without its allocations and its lock), so
+// that nobody can tell which ports the next call gets: a stranger who
 // sprays a range has no better target than any other. Not safe for
 // concurrent use; Manager serialises access.
 type ports struct {
 	first uint16 // first even port of the range
 	used  []bool // by pair index
 	free  int
-	// pick returns a number in [0, n); nil means crypto/rand. Tests set it
-	// to choose pairs in order.
+	rng   *rand.Rand
+	// pick returns a number in [0, n); nil means rng. Tests set it to
+	// choose pairs in order.
 	pick func(n int) int
 }
 
 func newPorts(r PortRange) *ports {
 	first := r.First + r.First%2
 	n := r.Pairs()
-	return &ports{first: first, used: make([]bool, n), free: n}
+	var seed [32]byte
+	_, _ = cryptorand.Read(seed[:]) // never fails on Linux since Go 1.24
+	return &ports{first: first, used: make([]bool, n), free: n, rng: rand.New(rand.NewChaCha8(seed))}
 }
 
 // randomTries bounds the draws among all pairs before take counts through
@@ -66,11 +71,7 @@ func (p *ports) random(n int) int {
 	if p.pick != nil {
 		return p.pick(n)
 	}
-	v, err := rand.Int(rand.Reader, big.NewInt(int64(n)))
-	if err != nil { // crypto/rand does not fail on Linux since Go 1.24
-		panic(fmt.Sprintf("crypto/rand: %v", err))
-	}
-	return int(v.Int64())
+	return p.rng.IntN(n)
 }
 
 // claim marks the pair starting at rtp as used (restoring a session).
