@@ -154,11 +154,15 @@ func BenchmarkKernelAllocDelete(b *testing.B) {
 // The Manager runs as in the daemon (Run: timers and the flow watch), so
 // that a delete's statistics read the session's known flows by tuple rather
 // than walking the conntrack table (switchboard/inspect.go).
+// ngSockets is how many sockets the daemon serves ng on
+// (cmd/nftrtpproxy).
+const ngSockets = 16
+
 func BenchmarkKernelNGCall(b *testing.B) {
 	m, cfg := benchManager(b)
 	runManager(b, m)
 	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, "one")
-	c := ngtest.Dial(b, ngtest.Serve(b, ngcalls.New(cl), ng.Options{}))
+	c := ngtest.Dial(b, ngtest.ServeSockets(b, ngcalls.New(cl), ng.Options{}, ngSockets))
 	sdpOf := func(addr string, port int) string {
 		return "v=0\r\no=- 1 1 IN IP4 " + addr + "\r\ns=-\r\nc=IN IP4 " + addr + "\r\nt=0 0\r\n" +
 			"m=audio " + strconv.Itoa(port) + " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
@@ -263,7 +267,7 @@ func BenchmarkKernelNGPing(b *testing.B) {
 	m, cfg := benchManager(b)
 	runManager(b, m)
 	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, "one")
-	c := ngtest.Dial(b, ngtest.Serve(b, ngcalls.New(cl), ng.Options{}))
+	c := ngtest.Dial(b, ngtest.ServeSockets(b, ngcalls.New(cl), ng.Options{}, ngSockets))
 	for i := 0; b.Loop(); i++ {
 		if r := c.Exchange("p"+strconv.Itoa(i), []byte("d7:command4:pinge")); ngtest.ResultOf(r) != "pong" {
 			b.Fatalf("%q", r)

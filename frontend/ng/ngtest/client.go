@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/frontend/ng"
+	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 	"github.com/zeebo/bencode"
 )
 
@@ -17,20 +18,30 @@ import (
 // ends, failing the test if Run returns an error, and returns its address.
 func Serve(t testing.TB, b ng.Backend, opts ng.Options) net.Addr {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return ServeSockets(t, b, opts, 1)
+}
+
+// ServeSockets is Serve on n sockets sharing the port, one worker each, as
+// the daemon serves ng.
+func ServeSockets(t testing.TB, b ng.Backend, opts ng.Options, n int) net.Addr {
+	t.Helper()
+	conns, err := ctlsock.ListenUDPGroup(context.Background(), "127.0.0.1:0", n)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n > 1 {
+		opts.Concurrency = n
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ng.NewServer([]net.PacketConn{pc}, b, opts).Run(ctx) }()
+	go func() { done <- ng.NewServer(conns, b, opts).Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("ng server: Run: %v", err)
 		}
 	})
-	return pc.LocalAddr()
+	return conns[0].LocalAddr()
 }
 
 // Client speaks to an ng server over UDP as Kamailio does.
