@@ -10,6 +10,10 @@
 //	nftrtpproxy -config /etc/nftrtpproxy/nftrtpproxy.toml [-log-level debug]
 //	nftrtpproxy -check [-config FILE]   validate the config and the host; exit 0 or 1
 //	nftrtpproxy -version
+//
+// -cpuprofile FILE writes a Go CPU profile of the whole run to FILE, flushed
+// when the daemon stops on SIGTERM or SIGINT (not on SIGKILL): a debugging
+// aid, off by default (make bench-profile uses it).
 package main
 
 import (
@@ -61,6 +65,7 @@ func main() {
 	level := flag.String("log-level", "info", "log level: debug, info, warn or error")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	checkOnly := flag.Bool("check", false, "validate the configuration and the host, touching no kernel state, and exit 0 (valid) or 1")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file, flushed at SIGTERM or SIGINT (debugging aid)")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(gcPercent)
@@ -82,9 +87,18 @@ func main() {
 		}
 		return
 	}
+	stopProfile, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nftrtpproxy:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, *configPath, log); err != nil {
+	err = run(ctx, *configPath, log)
+	if perr := stopProfile(); perr != nil {
+		log.Warn("cpu profile not written", "err", perr)
+	}
+	if err != nil {
 		log.Error("nftrtpproxy stopped", "err", err)
 		os.Exit(1)
 	}
