@@ -63,20 +63,22 @@ type daemon struct {
 	bin    string
 	dir    string
 	config string
+	args   []string // flags besides -config
 	cmd    *exec.Cmd
 	done   chan error
 	log    *os.File
 	api    *httpapi.Client
 }
 
-// startDaemon writes config and starts the daemon; it returns once the API
-// answers, with the time from start to serving.
-func startDaemon(ctx context.Context, lab *netlab.Lab, bin, config string) (*daemon, time.Duration, error) {
+// startDaemon writes config and starts the daemon with args besides
+// -config; it returns once the API answers, with the time from start to
+// serving.
+func startDaemon(ctx context.Context, lab *netlab.Lab, bin, config string, args ...string) (*daemon, time.Duration, error) {
 	dir, err := os.MkdirTemp("", "nftrtpproxy-bench-")
 	if err != nil {
 		return nil, 0, err
 	}
-	d := &daemon{lab: lab, bin: bin, dir: dir, config: filepath.Join(dir, "nftrtpproxy.toml"),
+	d := &daemon{lab: lab, bin: bin, dir: dir, config: filepath.Join(dir, "nftrtpproxy.toml"), args: args,
 		api: &httpapi.Client{Base: "http://" + daemonHTTP, HTTP: nsHTTPClient(lab.Router, 16)}}
 	if err := os.WriteFile(d.config, []byte(stateConfig(config, filepath.Join(dir, "state"))), 0o644); err != nil {
 		os.RemoveAll(dir)
@@ -99,7 +101,7 @@ var errNotServing = errors.New("nftrtpproxy did not serve in time")
 
 // start runs the daemon and waits up to limit for its API to answer.
 func (d *daemon) start(ctx context.Context, limit time.Duration) (time.Duration, error) {
-	d.cmd = d.lab.Router.Command(context.Background(), filepath.Join(d.bin, "nftrtpproxy"), "-config", d.config)
+	d.cmd = d.lab.Router.Command(context.Background(), filepath.Join(d.bin, "nftrtpproxy"), append([]string{"-config", d.config}, d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	begin := time.Now()
 	if err := d.cmd.Start(); err != nil {

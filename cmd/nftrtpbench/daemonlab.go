@@ -88,7 +88,7 @@ func (b *bench) daemonLab(ctx context.Context) {
 		if err := addIdleGateAddrs(ctx, lab); err != nil {
 			return err
 		}
-		d, took0, err := startDaemon(ctx, lab, b.o.bin, scaleConfig(lab))
+		d, took0, err := startDaemon(ctx, lab, b.o.bin, scaleConfig(lab), b.daemonArgs()...)
 		if err != nil {
 			return err
 		}
@@ -105,6 +105,9 @@ func (b *bench) daemonLab(ctx context.Context) {
 	})
 	if err != nil {
 		b.t.fail(2, "nftrtpproxy with idle sessions", err)
+	}
+	if b.o.runs(3) {
+		b.profileRow(ctx) // the daemon stopped with SIGTERM: its profile is written
 	}
 }
 

@@ -6,6 +6,7 @@
 // run. It needs root and the binaries of `make build`.
 //
 //	go run ./cmd/nftrtpbench -bin bin -gobench bin/bench-go.txt -out bench-results.md [-quick]
+//	go run ./cmd/nftrtpbench -bin bin -only 3 -profile bin   # and the daemon's CPU profile
 //
 // What it measures (README "Benchmarks" explains the method):
 //  1. CPU per relayed packet: calls of G.711 RTP at 50 packets/s each way
@@ -37,6 +38,7 @@ import (
 // options are the knobs of a run; -quick scales everything down.
 type options struct {
 	bin, out, goBench, rtpengine string
+	profile                      string // directory of the daemon's CPU profile in measurement 3; empty: none
 	quick                        bool
 	calls                        []int         // call counts of measurement 1
 	warmup, window               time.Duration // of every paced run of measurement 1
@@ -86,6 +88,7 @@ func parseFlags(args []string) (*options, error) {
 	calls := fs.String("calls", "", "call counts of the CPU-per-packet runs (default 1000,2000,3000; -quick 500)")
 	window := fs.Duration("window", 0, "measured window of each paced run (default 10s; -quick 4s)")
 	only := fs.String("only", "", "run only these measurements, e.g. 1,3 (default all)")
+	fs.StringVar(&o.profile, "profile", "", "write the CPU profile of measurement 3's daemon to DIR/"+controlProfile+" (needs -only without 4; profiling perturbs the timings)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,6 +111,9 @@ func parseFlags(args []string) (*options, error) {
 		for _, n := range ns {
 			o.only[n] = true
 		}
+	}
+	if err := o.checkProfile(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
