@@ -16,7 +16,7 @@ KERNEL_PACKAGES := nftables conntrack iproute2 kmod
 SIP_PACKAGES    := kamailio kamailio-xmlrpc-modules sip-tester
 PAIR_PACKAGES   := redis-server keepalived
 
-.PHONY: all build static deb install uninstall test unit integration lint fuzz bench demo deps demo-deps clean
+.PHONY: all build static deb install uninstall test unit integration lint fuzz bench bench-profile demo deps demo-deps clean
 
 all: build
 
@@ -116,6 +116,15 @@ bench: build
 	@{ $(GO) test -run='^$$' -bench=. -benchmem -tags integration ./...; echo $$? > $(BIN)/bench-go.rc; } | tee $(BIN)/bench-go.txt
 	@exit $$(cat $(BIN)/bench-go.rc)
 	$(GO) run ./cmd/nftrtpbench -bin $(BIN) -gobench $(BIN)/bench-go.txt -out $(BENCH_OUT) $(BENCH_FLAGS)
+
+## bench-profile: measurement 3 of the bench alone, its daemon run with
+## -cpuprofile: the profile lands in $(BIN)/nftrtpproxy-control.pprof and the
+## table (bench-profile.md) names the daemon's functions that took the most
+## (root; about 2 minutes, BENCH_FLAGS=-quick for under one). Profiling
+## perturbs the timings: quote the ratios of make bench, not these.
+bench-profile: build
+	@scripts/deps.sh $(KERNEL_PACKAGES) rtpengine-daemon
+	$(GO) run ./cmd/nftrtpbench -bin $(BIN) -only 3 -profile $(BIN) -out $(BIN)/bench-profile.md $(BENCH_FLAGS)
 
 ## demo: a three-namespace lab relaying RTP through the kernel (root).
 demo: demo-deps build
