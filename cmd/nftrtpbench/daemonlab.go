@@ -106,9 +106,6 @@ func (b *bench) daemonLab(ctx context.Context) {
 	if err != nil {
 		b.t.fail(2, "nftrtpproxy with idle sessions", err)
 	}
-	if b.o.runs(3) {
-		b.profileRow(ctx) // the daemon stopped with SIGTERM: its profile is written
-	}
 }
 
 func plainBlast(ctx context.Context, o *options) (trafficResult, error) {

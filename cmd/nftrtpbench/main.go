@@ -208,6 +208,7 @@ func (b *bench) runAll(ctx context.Context) {
 	if o.runs(3) {
 		b.rtpengineControl(ctx)
 		b.controlRows()
+		b.profileRow(ctx) // daemonLab stopped the daemon with SIGTERM: its profile is written
 	}
 	if o.runs(4) {
 		b.managerScale(ctx)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -64,22 +65,40 @@ func (b *bench) profileRow(ctx context.Context) {
 	progress("daemon CPU profile written to %s", path)
 	r := row{what: "where the daemon's CPU goes: its CPU profile over its whole run (-profile)", measured: path,
 		notes: fmt.Sprintf("read it with `go tool pprof -top %s %s`", bin, path)}
-	total, top, err := pprofTop(ctx, bin, path, `frontend/ng\.`)
+	total, fns, err := pprofTop(ctx, bin, path, `frontend/ng\.`)
+	if err == nil && len(fns) == 0 {
+		err = errors.New("no function of the daemon's own in it")
+	}
 	if err != nil {
-		r.notes += fmt.Sprintf("; summary not available: %v", err)
+		r.notes += fmt.Sprintf("; no summary: %v", err)
 		b.t.add(3, r)
 		return
 	}
-	r.notes += fmt.Sprintf(". It covers every run above and the idle sessions' set-up over HTTP (%s). "+
-		"Cumulative share of the whole profile of the daemon's own functions under the ng server (-focus 'frontend/ng\\.'): %s",
-		total, strings.Join(top, "; "))
+	r.notes += fmt.Sprintf(". It covers every nftrtpproxy run above and the idle sessions' set-up over HTTP (%s). "+
+		"Under the ng server (-focus 'frontend/ng\\.'), the daemon's function of each package with the largest cumulative share of the whole profile: %s",
+		total, describeTop(topPerPackage(fns, profileTop)))
 	b.t.add(3, r)
 }
 
+// pprofFunc is one function of `go tool pprof -top -cum`: its name without
+// the module path, and its cumulative share of the profile in per cent.
+type pprofFunc struct {
+	name string
+	cum  float64
+}
+
+func describeTop(fns []pprofFunc) string {
+	s := make([]string, len(fns))
+	for i, f := range fns {
+		s[i] = f.name + " " + pct(f.cum/100)
+	}
+	return strings.Join(s, "; ")
+}
+
 // pprofTop runs `go tool pprof -top -cum` on the profile at path, limited
-// to the samples whose stack matches focus, and returns its sample line
-// and the first profileTop of the daemon's own functions as "cum% name".
-func pprofTop(ctx context.Context, bin, path, focus string) (string, []string, error) {
+// to the samples whose stack matches focus, and returns its "Duration"
+// line and the daemon's own functions, by cumulative share.
+func pprofTop(ctx context.Context, bin, path, focus string) (string, []pprofFunc, error) {
 	gotool, err := exec.LookPath("go")
 	if err != nil {
 		return "", nil, err
@@ -94,17 +113,14 @@ func pprofTop(ctx context.Context, bin, path, focus string) (string, []string, e
 		}
 		return "", nil, fmt.Errorf("go tool pprof: %w", err)
 	}
-	total, top := parsePprofTop(string(out), profileTop)
-	if len(top) == 0 {
-		return total, nil, errors.New("go tool pprof: no function of the daemon's own in the profile")
-	}
-	return total, top, nil
+	total, fns := parsePprofTop(string(out))
+	return total, fns, nil
 }
 
 // parsePprofTop reads the output of `go tool pprof -top -cum`: the
-// "Duration: …, Total samples = …" line, and the first n lines of the
-// daemon's own functions as "cum% name", the module path left out.
-func parsePprofTop(out string, n int) (total string, top []string) {
+// "Duration: …, Total samples = …" line, and the daemon's own functions
+// in the order listed, the module path left out.
+func parsePprofTop(out string) (total string, fns []pprofFunc) {
 	for line := range strings.Lines(out) {
 		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "Duration:") {
@@ -113,10 +129,39 @@ func parsePprofTop(out string, n int) (total string, top []string) {
 		}
 		// flat flat% sum% cum cum% name
 		f := strings.Fields(line)
-		if len(f) < 6 || !strings.HasSuffix(f[4], "%") || !strings.HasPrefix(f[5], ownCode) || len(top) == n {
+		if len(f) < 6 || !strings.HasPrefix(f[5], ownCode) {
 			continue
 		}
-		top = append(top, f[4]+" "+strings.TrimPrefix(strings.Join(f[5:], " "), ownCode))
+		cum, err := strconv.ParseFloat(strings.TrimSuffix(f[4], "%"), 64)
+		if err != nil {
+			continue
+		}
+		fns = append(fns, pprofFunc{name: strings.TrimPrefix(strings.Join(f[5:], " "), ownCode), cum: cum})
 	}
-	return total, top
+	return total, fns
+}
+
+// topPerPackage picks from fns (sorted by cumulative share) the first
+// function of each package, up to n: the entry of each layer a request
+// crosses, without the chain of callers that only pass the work on.
+func topPerPackage(fns []pprofFunc, n int) []pprofFunc {
+	var out []pprofFunc
+	seen := map[string]bool{}
+	for _, f := range fns {
+		if pkg := packageOf(f.name); !seen[pkg] && len(out) < n {
+			seen[pkg] = true
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// packageOf is the package path of a function name as pprof prints it:
+// "calls/sdprelay.(*Engine).apply" is in calls/sdprelay.
+func packageOf(fn string) string {
+	slash := strings.LastIndex(fn, "/") + 1
+	if dot := strings.Index(fn[slash:], "."); dot >= 0 {
+		return fn[:slash+dot]
+	}
+	return fn
 }
