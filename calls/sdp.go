@@ -37,9 +37,9 @@ func other(s switchboard.Side) switchboard.Side { return s.Other() }
 
 // Offer applies an SDP offer and returns it rewritten for the other party.
 func (c *Calls) Offer(ctx context.Context, r Request) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl := c.calls[key{NG, r.CallID}]
+	k := key{NG, r.CallID}
+	defer c.lockCall(k)()
+	cl := c.lookup(k)
 	if cl != nil {
 		if d, side := cl.party(r.FromTag, r.ViaBranch); d != nil {
 			return c.update(ctx, cl, d, side, r)
@@ -60,7 +60,9 @@ func (c *Calls) Offer(ctx context.Context, r Request) (string, error) {
 	if !d.live() {
 		return res.SDP, nil // every stream rejected: nothing to remember
 	}
-	cl = c.callOf(key{NG, r.CallID})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl = c.callOf(k)
 	cl.dialogs = append(cl.dialogs, d)
 	c.add(cl)
 	return res.SDP, nil
@@ -97,6 +99,8 @@ func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from switchboar
 	if err != nil {
 		return "", err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	d.sessions, d.lastSignal = res.Sessions, c.now()
 	c.dropDead(cl)
 	return res.SDP, nil
@@ -104,9 +108,9 @@ func (c *Calls) update(ctx context.Context, cl *call, d *dialog, from switchboar
 
 // Answer applies an SDP answer; the first answer of a dialog ends ringing.
 func (c *Calls) Answer(ctx context.Context, r Request) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl := c.calls[key{NG, r.CallID}]
+	k := key{NG, r.CallID}
+	defer c.lockCall(k)()
+	cl := c.lookup(k)
 	if cl == nil {
 		return "", fmt.Errorf("call %q: %w", r.CallID, ErrUnknownCall)
 	}
@@ -114,19 +118,22 @@ func (c *Calls) Answer(ctx context.Context, r Request) (string, error) {
 	if d == nil {
 		return "", fmt.Errorf("call %q from-tag %q to-tag %q: %w", r.CallID, r.FromTag, r.ToTag, ErrUnknownCall)
 	}
-	from, before := other(d.offererSide), d.answerer
+	from, answerer := other(d.offererSide), d.answerer
 	if r.ToTag != "" && r.ToTag == d.offerer {
 		from = d.offererSide // the answer to a re-INVITE of the answerer
 	} else if d.answerer == "" {
-		d.answerer = r.ToTag // recorded in the sessions' labels by the update
+		answerer = r.ToTag // recorded in the sessions' labels by the update
 	}
 	req := c.request(r, d, from, d.switchboard, false)
+	req.Labels[labelAnswerer] = answerer // d's, once the update stands
 	req.Answer = !d.answered // the first answer ends ringing, in the same transaction
 	res, err := c.sdp.Update(ctx, req)
 	if err != nil {
-		d.answerer = before
 		return "", err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.answerer = answerer
 	d.sessions, d.lastSignal, d.answered = res.Sessions, c.now(), true
 	c.dropDead(cl)
 	return res.SDP, nil
@@ -152,26 +159,33 @@ func (cl *call) answering(fromTag, toTag, branch string) *dialog {
 // has several (a failed forked branch), else all of it. found is false for
 // an unknown call.
 func (c *Calls) Delete(ctx context.Context, callID, fromTag, toTag, viaBranch string) (found bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl := c.calls[key{NG, callID}]
+	k := key{NG, callID}
+	defer c.lockCall(k)()
+	cl := c.lookup(k)
 	if cl == nil {
 		return false, nil
 	}
-	keep := cl.dialogs[:0]
 	var errs []error
 	for _, d := range cl.dialogs {
 		if viaBranch != "" && len(cl.dialogs) > 1 && d.branch != viaBranch {
-			keep = append(keep, d)
 			continue
 		}
-		if err := c.deleteSessions(ctx, d); err != nil {
+		if err := c.endDialog(ctx, d); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keep := cl.dialogs[:0]
+	for _, d := range cl.dialogs {
+		if viaBranch != "" && len(cl.dialogs) > 1 && d.branch != viaBranch {
+			keep = append(keep, d)
+		}
+	}
+	clear(cl.dialogs[len(keep):])
 	cl.dialogs = keep
-	if len(keep) == 0 {
-		delete(c.calls, cl.key)
+	if len(keep) == 0 && c.calls[k] == cl {
+		delete(c.calls, k)
 	}
 	return true, errors.Join(errs...)
 }

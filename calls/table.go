@@ -3,6 +3,7 @@ package calls
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"sync"
@@ -56,7 +57,15 @@ const (
 )
 
 // Calls is the call table of every protocol. It is safe for concurrent
-// use; requests are serialised.
+// use.
+//
+// Locking: mu guards the table (calls, created) and every call's data.
+// An ng request also holds its call's lock (lockCall) from start to end,
+// and takes mu only to look its call up and to write it: every writer of
+// a call's data holds both, so the holder of a call's lock reads it
+// without mu, and the session engine's work (SDP, the kernel, the
+// journal) runs without mu, in parallel with the requests of other calls.
+// The other protocols' requests hold mu throughout.
 type Calls struct {
 	sessions Sessions
 	sdp      SDP
@@ -67,6 +76,34 @@ type Calls struct {
 	mu      sync.Mutex
 	calls   map[key]*call
 	created map[Protocol]uint64 // streams created since the start
+
+	// callLocks serialise the requests of one call: a call's is
+	// callLocks[hash of its key]. Calls that share one wait for each
+	// other, which costs only concurrency.
+	callLocks [callLockStripes]sync.Mutex
+	seed      maphash.Seed
+}
+
+// callLockStripes is how many call locks there are.
+const callLockStripes = 64
+
+// lockCall locks the call lock of k and returns its unlock.
+func (c *Calls) lockCall(k key) func() {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	h.WriteString(string(k.proto))
+	h.WriteByte(0)
+	h.WriteString(k.id)
+	l := &c.callLocks[h.Sum64()%callLockStripes]
+	l.Lock()
+	return l.Unlock
+}
+
+// lookup returns the call k, nil if none.
+func (c *Calls) lookup(k key) *call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[k]
 }
 
 // key names a call: its protocol and Call-ID.
@@ -108,7 +145,7 @@ func New(sessions Sessions, sdp SDP, boards []*switchboard.Switchboard, def stri
 		}
 	}
 	return &Calls{sessions: sessions, sdp: sdp, boards: ordered, def: def, now: time.Now,
-		calls: map[key]*call{}, created: map[Protocol]uint64{}}
+		calls: map[key]*call{}, created: map[Protocol]uint64{}, seed: maphash.MakeSeed()}
 }
 
 // board returns the switchboard named name, nil if none.
@@ -198,6 +235,25 @@ func (c *Calls) deleteSessions(ctx context.Context, d *dialog) error {
 	return errors.Join(errs...)
 }
 
+// endDialog ends the sessions of d, as deleteSessions, for the holder of
+// its call's lock: the kernel work runs without c.mu.
+func (c *Calls) endDialog(ctx context.Context, d *dialog) error {
+	var errs []error
+	for i, id := range d.sessions {
+		if id == "" {
+			continue
+		}
+		if err := c.sessions.Delete(ctx, id); err != nil && !errors.Is(err, switchboard.ErrNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		c.mu.Lock()
+		d.sessions[i] = ""
+		c.mu.Unlock()
+	}
+	return errors.Join(errs...)
+}
+
 // SessionEnded forgets the stream of an ended session, whatever ended it
 // (a ringing or media timeout, another front end, a takeover), and its
 // call when no stream is left: the call is gone from every protocol's view
@@ -208,6 +264,7 @@ func (c *Calls) SessionEnded(e switchboard.Ended) {
 	if !ok {
 		return
 	}
+	defer c.lockCall(r.key)()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cl := c.calls[r.key]
