@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -154,15 +155,23 @@ func BenchmarkKernelAllocDelete(b *testing.B) {
 // The Manager runs as in the daemon (Run: timers and the flow watch), so
 // that a delete's statistics read the session's known flows by tuple rather
 // than walking the conntrack table (switchboard/inspect.go).
+func BenchmarkKernelNGCall(b *testing.B) { benchNGCalls(b, 1) }
+
+// BenchmarkKernelNGCallParallel is BenchmarkKernelNGCall with eight
+// clients at once, as cmd/nftrtpbench's eight load clients: the Manager's
+// serial part (its lock, the kernel transaction, the journal) bounds it.
+func BenchmarkKernelNGCallParallel(b *testing.B) { benchNGCalls(b, 8) }
+
 // ngSockets is how many sockets the daemon serves ng on
 // (cmd/nftrtpproxy).
 const ngSockets = 16
 
-func BenchmarkKernelNGCall(b *testing.B) {
+// benchNGCalls runs b.N calls (offer, answer, delete) from clients ng
+// clients at once.
+func benchNGCalls(b *testing.B, clients int) {
 	m, cfg := benchManager(b)
 	runManager(b, m)
 	cl := calls.New(m, sdprelay.New(m), cfg.Switchboards, "one")
-	c := ngtest.Dial(b, ngtest.ServeSockets(b, ngcalls.New(cl), ng.Options{}, ngSockets))
 	sdpOf := func(addr string, port int) string {
 		return "v=0\r\no=- 1 1 IN IP4 " + addr + "\r\ns=-\r\nc=IN IP4 " + addr + "\r\nt=0 0\r\n" +
 			"m=audio " + strconv.Itoa(port) + " RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
@@ -181,20 +190,32 @@ func BenchmarkKernelNGCall(b *testing.B) {
 	offer := rest(map[string]any{"command": "offer", "from-tag": "a", "flags": flags, "sdp": sdpOf("192.0.2.10", 4000)})
 	answer := rest(map[string]any{"command": "answer", "from-tag": "a", "to-tag": "b", "flags": flags, "sdp": sdpOf("10.0.0.10", 5000)})
 	del := rest(map[string]any{"command": "delete", "from-tag": "a"})
-	var body []byte
-	do := func(cookie, id string, rest []byte) {
-		body = append(strconv.AppendInt(append(body[:0], "d7:call-id"...), int64(len(id)), 10), ':')
-		body = append(append(body, id...), rest...)
-		if r := c.Exchange(cookie, body); ngtest.ResultOf(r) != "ok" {
-			b.Fatalf("%s: %q", cookie, r)
-		}
+	addr := ngtest.ServeSockets(b, ngcalls.New(cl), ng.Options{}, ngSockets)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := ngtest.Dial(b, addr)
+			var body []byte
+			do := func(cookie, id string, rest []byte) {
+				body = append(strconv.AppendInt(append(body[:0], "d7:call-id"...), int64(len(id)), 10), ':')
+				body = append(append(body, id...), rest...)
+				if r := c.Exchange(cookie, body); ngtest.ResultOf(r) != "ok" {
+					b.Errorf("%s: %q", cookie, r)
+				}
+			}
+			for i := next.Add(1); i <= int64(b.N); i = next.Add(1) {
+				id := "bench-" + strconv.Itoa(w) + "-" + strconv.FormatInt(i, 10)
+				do(id+"o", id, offer)
+				do(id+"a", id, answer)
+				do(id+"d", id, del)
+			}
+		}()
 	}
-	for i := 0; b.Loop(); i++ {
-		id := "bench-" + strconv.Itoa(i)
-		do(id+"o", id, offer)
-		do(id+"a", id, answer)
-		do(id+"d", id, del)
-	}
+	wg.Wait()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }
 
