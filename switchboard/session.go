@@ -313,6 +313,33 @@ func diffFew(old, new []relay.Leg) relay.Batch {
 		}
 		return relay.Leg{}, false
 	}
+	// Count first, so that each list is allocated once and no larger than
+	// it must be: a leg is 224 bytes, and a request's garbage is the GC's
+	// work.
+	adds, removes := 0, 0
+	for _, l := range new {
+		if o, ok := find(old, l.Mark); !ok || o != l {
+			adds++
+			if ok {
+				removes++
+			}
+		}
+	}
+	for _, l := range old {
+		if _, ok := find(new, l.Mark); !ok {
+			removes++
+		}
+	}
+	if adds+removes == 0 {
+		return b
+	}
+	legs := make([]relay.Leg, 0, adds+removes)
+	if adds > 0 {
+		b.Add = legs[:0:adds]
+	}
+	if removes > 0 {
+		b.Remove = legs[adds:adds:adds+removes]
+	}
 	for _, l := range new {
 		if o, ok := find(old, l.Mark); !ok || o != l {
 			if ok {
