@@ -23,7 +23,8 @@ type SessionUpdate struct {
 }
 
 // ChangeResult is what a committed ChangeRequest made: the sessions
-// allocated and updated, in the request's order.
+// allocated and updated, in the request's order. They are the committed
+// sessions themselves: read them, do not modify them (Session).
 type ChangeResult struct {
 	Allocated []*Session
 	Updated   []*Session
@@ -54,12 +55,6 @@ func (m *Manager) Change(ctx context.Context, r ChangeRequest) (*ChangeResult, e
 	}
 	for _, s := range res.Updated {
 		m.logUpdate(s)
-	}
-	for i, s := range res.Allocated {
-		res.Allocated[i] = s.clone()
-	}
-	for i, s := range res.Updated {
-		res.Updated[i] = s.clone()
 	}
 	return res, nil
 }

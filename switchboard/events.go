@@ -39,9 +39,10 @@ func (r EndReason) logText() string {
 
 // Ended is the end of a session, as published to subscribers.
 type Ended struct {
-	// Session is the session's last state (a copy): its switchboard, its
-	// labels (call-id and tags of the front end that made it) and the
-	// counters of its flows the kernel had ended (Session.Ended).
+	// Session is the session's last state, read-only (Session): its
+	// switchboard, its labels (call-id and tags of the front end that made
+	// it) and the counters of its flows the kernel had ended
+	// (Session.Ended).
 	Session *Session
 	Reason  EndReason
 	At      time.Time
@@ -162,5 +163,5 @@ func (m *Manager) Subscribe() *Subscription { return m.events.add() }
 // ended publishes the end of s. Called with m.mu held, after the session
 // left the Manager's tables.
 func (m *Manager) publishEnd(s *Session, why EndReason) {
-	m.events.publish(Ended{Session: s.clone(), Reason: why, At: m.now()})
+	m.events.publish(Ended{Session: s, Reason: why, At: m.now()})
 }

@@ -30,7 +30,7 @@ type LegStats struct {
 
 // Details is a session with its legs and counters. A leg's counters are
 // those of its live conntrack entries plus the final counters of its
-// ended ones (Session.Ended).
+// ended ones (Session.Ended). Its Session is the committed one: read-only.
 type Details struct {
 	*Session
 	Legs []LegStats `json:"legs"`
@@ -47,7 +47,7 @@ func (m *Manager) Show(ctx context.Context, id string) (*Details, error) {
 		return nil, err
 	}
 	legs := m.installed(e)
-	s := e.s.clone()
+	s := e.s
 	known, marks := m.knownFlows(e, legs)
 	m.mu.Unlock()
 	d := &Details{Session: s}

@@ -121,6 +121,11 @@ const (
 
 // Session is one media stream across a switchboard: an RTP/RTCP port pair on
 // each gate and the two peers.
+//
+// The Manager never changes a committed Session in place: a change commits
+// a changed copy in its stead. Get and List return copies; Change, Show
+// and the session-end events return the committed value itself (no copy
+// on a request's path), which its readers must not modify.
 type Session struct {
 	ID          string `json:"id"`
 	Switchboard string `json:"switchboard"`
@@ -338,7 +343,7 @@ func diffFew(old, new []relay.Leg) relay.Batch {
 		b.Add = legs[:0:adds]
 	}
 	if removes > 0 {
-		b.Remove = legs[adds:adds:adds+removes]
+		b.Remove = legs[adds : adds : adds+removes]
 	}
 	for _, l := range new {
 		if o, ok := find(old, l.Mark); !ok || o != l {
