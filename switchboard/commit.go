@@ -394,6 +394,7 @@ func (m *Manager) finish(c *change) {
 	}
 	m.changes++
 	e.s, e.legsAt, e.hasLegs, e.changed = c.next, c.at, true, m.changes
+	e.locks = lockBits(c.want)
 	m.sessions[c.next.ID], m.byIndex[c.next.Index] = e, e
 	m.schedule(c.next)
 }

@@ -2,7 +2,6 @@ package switchboard
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -193,14 +192,22 @@ func (j *journal) writeCompacted(sessions map[string]*Session, locks map[string]
 	}
 	cw := &countingWriter{w: f}
 	w := bufio.NewWriterSize(cw, 1<<20)
-	enc := json.NewEncoder(w)
+	// The hand-written encoder (journal_encode.go), as for every record: a
+	// compaction runs on a request's path, and encoding/json took ten
+	// times as long per session.
+	var line []byte
+	writeRec := func(rec record) error {
+		line = append(appendRecord(line[:0], &rec), '\n')
+		_, err := w.Write(line)
+		return err
+	}
 	for id, s := range sessions {
-		if err = enc.Encode(record{Op: "put", Session: s, Locks: locks[id]}); err != nil {
+		if err = writeRec(record{Op: "put", Session: s, Locks: locks[id]}); err != nil {
 			break
 		}
 	}
 	if g, ok := j.stamp(); ok && err == nil {
-		err = enc.Encode(record{Op: "gen", Gen: g.ID, Boot: g.Boot, NetNS: g.NetNS})
+		err = writeRec(record{Op: "gen", Gen: g.ID, Boot: g.Boot, NetNS: g.NetNS})
 	}
 	if err == nil {
 		err = w.Flush()

@@ -329,3 +329,42 @@ func TestAFailedWriteOfSeveralRecordsRecordsNone(t *testing.T) {
 		t.Errorf("journal after the failed write: %q, want %q", got, before)
 	}
 }
+
+// The lock bits a compaction records are kept per entry (entry.locks) so
+// that a compaction need not compute every session's legs: they must stay
+// those of the installed legs through allocation, answer, the close of a
+// learning window (a timer's commit) and a restart.
+func TestEntryLocksFollowTheInstalledLegs(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	check := func(when string) {
+		t.Helper()
+		h.m.mu.Lock()
+		defer h.m.mu.Unlock()
+		if len(h.m.sessions) == 0 {
+			t.Fatalf("%s: no sessions", when)
+		}
+		for id, e := range h.m.sessions {
+			if want := lockBits(h.m.installed(e)); e.locks != want {
+				t.Errorf("%s: session %s: entry locks %04b, installed legs %04b", when, id, e.locks, want)
+			}
+		}
+	}
+	ringing := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+	answered := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
+	if _, err := h.m.Update(ctx, answered.ID, UpdateRequest{B: epp("10.0.0.10:5000"), Answer: true}); err != nil {
+		t.Fatal(err)
+	}
+	check("after alloc and answer")
+	h.clk.advance(time.Hour) // every learning window closes
+	h.m.fireDue(ctx)
+	check("after the learning windows closed")
+	if got := lockBits(h.m.installed(h.m.sessions[answered.ID])); got == 0 {
+		t.Fatalf("the answered session holds no lock after its windows closed: the test checks nothing")
+	}
+	h.m.Close()
+	h.start(t, "")
+	check("after a restart")
+	_ = ringing
+}

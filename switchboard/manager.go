@@ -82,6 +82,7 @@ type entry struct {
 	s         *Session
 	legsAt    time.Time // when the legs were installed
 	hasLegs   bool      // false until the first commit
+	locks     uint8     // lockBits of the installed legs, for compaction
 	lastMedia time.Time // when the media timeout last saw a flow
 	// flows are the conntrack entries seen per leg (flows.go); legs whose
 	// bit is set in unknownFlows may hold entries never seen.
@@ -328,7 +329,7 @@ func (m *Manager) compact() error {
 	all := make(map[string]*Session, len(m.sessions))
 	locks := make(map[string]uint8, len(m.sessions))
 	for id, e := range m.sessions {
-		all[id], locks[id] = e.s, lockBits(m.installed(e))
+		all[id], locks[id] = e.s, e.locks
 	}
 	if err := m.j.compact(all, locks); err != nil {
 		return err

@@ -251,13 +251,16 @@ func (m *Manager) applyChunked(ctx context.Context, b relay.Batch) error {
 // before records carried locks).
 func (m *Manager) recordStart(journaled map[string]*Session) error {
 	j := m.j
+	for _, e := range m.sessions { // as the start left them (adoptLearned)
+		e.locks = lockBits(m.installed(e))
+	}
 	var dropped []string
 	var changed []*entry
 	for id, s := range journaled {
 		switch e := m.sessions[id]; {
 		case e == nil || e.s != s:
 			dropped = append(dropped, id)
-		case lockBits(m.installed(e)) != j.locks[id]:
+		case e.locks != j.locks[id]:
 			changed = append(changed, e)
 		}
 	}
