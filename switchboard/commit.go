@@ -231,9 +231,7 @@ func (m *Manager) commitGroup(ctx context.Context, group []*txn) {
 		t.settle()
 	}
 	if m.j.needsCompaction() {
-		if err := m.compact(); err != nil {
-			m.log.Error("journal compaction failed", "err", err)
-		}
+		m.startCompaction() // compaction.go
 	}
 }
 

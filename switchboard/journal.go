@@ -24,7 +24,9 @@ import (
 // bytes, a damaged record) is skipped and reported by byte offset and line;
 // the start then lists the kernel table rather than trusting the journal
 // (see holds). Compaction writes a new file, fsyncs it, renames it over the
-// old one and fsyncs the directory.
+// old one and fsyncs the directory; while serving, the Manager writes it
+// in the background and copies the records appended meanwhile after it
+// (compaction.go).
 //
 // The journal also tells what the kernel holds, so that a restart can skip
 // listing the table (see Manager.Start): each put records which of the
@@ -162,51 +164,64 @@ func (j *journal) stamp() (relay.Generation, bool) {
 // On failure the old journal stays in use and compaction is not tried
 // again for another compactEvery records.
 func (j *journal) compact(sessions map[string]*Session, locks map[string]uint8) error {
-	size, err := j.writeCompacted(sessions, locks)
+	snap := snapshot{sessions: make([]*Session, 0, len(sessions)), locks: make([]uint8, 0, len(sessions))}
+	for id, s := range sessions {
+		snap.sessions, snap.locks = append(snap.sessions, s), append(snap.locks, locks[id])
+	}
+	snap.gen, snap.hasGen = j.stamp()
+	snap.from, snap.dead = j.size, j.dead
+	f, size, err := j.writeSnapshot(snap)
+	if err == nil {
+		err = j.install(f, size, snap, len(sessions))
+	}
 	if err != nil {
 		j.retry = j.dead + compactEvery
-		return fmt.Errorf("journal: compact: %w", err)
-	}
-	f, err := os.OpenFile(j.path, os.O_APPEND|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	if j.f != nil {
-		j.f.Close()
-	}
-	j.f, j.size, j.torn = f, size, false
-	j.live, j.dead, j.retry = len(sessions), 0, 0
-	if err := syncDir(filepath.Dir(j.path)); err != nil {
 		return fmt.Errorf("journal: compact: %w", err)
 	}
 	return nil
 }
 
-// writeCompacted writes sessions to a new file, fsyncs it and renames it
-// over the journal; it returns the new journal's size.
-func (j *journal) writeCompacted(sessions map[string]*Session, locks map[string]uint8) (int64, error) {
-	tmp := j.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+// snapshot is what a compaction writes: every session with its lock bits
+// and the generation stamp at one moment, and where the journal ended then
+// (from) with how much of it was history (dead).
+type snapshot struct {
+	sessions []*Session
+	locks    []uint8
+	gen      relay.Generation
+	hasGen   bool
+	from     int64
+	dead     int
+}
+
+// tempName is the journal's name while a compaction writes it.
+func (j *journal) tempName() string { return j.path + ".tmp" }
+
+// writeSnapshot writes snap to a new file beside the journal and fsyncs
+// it; it returns the file, open for appending, and its size. It reads
+// nothing of j but its path, so it runs without the Manager's lock while
+// records are appended to the journal (Manager.startCompaction).
+func (j *journal) writeSnapshot(snap snapshot) (*os.File, int64, error) {
+	f, err := os.OpenFile(j.tempName(), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o640)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
 	cw := &countingWriter{w: f}
 	w := bufio.NewWriterSize(cw, 1<<20)
-	// The hand-written encoder (journal_encode.go), as for every record: a
-	// compaction runs on a request's path, and encoding/json took ten
-	// times as long per session.
+	// The hand-written encoder (journal_encode.go), as for every record:
+	// encoding/json took ten times as long per session.
 	var line []byte
 	writeRec := func(rec record) error {
 		line = append(appendRecord(line[:0], &rec), '\n')
 		_, err := w.Write(line)
 		return err
 	}
-	for id, s := range sessions {
-		if err = writeRec(record{Op: "put", Session: s, Locks: locks[id]}); err != nil {
+	for i, s := range snap.sessions {
+		if err = writeRec(record{Op: "put", Session: s, Locks: snap.locks[i]}); err != nil {
 			break
 		}
 	}
-	if g, ok := j.stamp(); ok && err == nil {
+	if snap.hasGen && err == nil {
+		g := snap.gen
 		err = writeRec(record{Op: "gen", Gen: g.ID, Boot: g.Boot, NetNS: g.NetNS})
 	}
 	if err == nil {
@@ -215,16 +230,57 @@ func (j *journal) writeCompacted(sessions map[string]*Session, locks map[string]
 	if err == nil {
 		err = f.Sync()
 	}
-	err = errors.Join(err, f.Close())
-	if err == nil {
-		err = os.Rename(tmp, j.path)
-	}
 	if err != nil {
 		// A partial copy must not hold the space a full disk needs.
-		_ = os.Remove(tmp)
+		_ = f.Close()
+		_ = os.Remove(j.tempName())
+		return nil, 0, err
+	}
+	return f, cw.n, nil
+}
+
+// install makes f, the written snapshot snap of size bytes, the journal:
+// the records appended since the snapshot (the journal from snap.from on)
+// are copied after it and the copy fsynced, then f is renamed over the
+// journal and the directory fsynced. live is the count of sessions now.
+// Should anything before the rename fail, f is removed and the journal
+// stays as it was.
+func (j *journal) install(f *os.File, size int64, snap snapshot, live int) error {
+	tail, err := j.copyTail(f, snap.from)
+	if err == nil && tail > 0 {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = os.Rename(j.tempName(), j.path)
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = os.Remove(j.tempName())
+		return err
+	}
+	if j.f != nil {
+		j.f.Close()
+	}
+	j.f, j.size, j.torn = f, size+tail, false
+	j.live, j.dead, j.retry = live, j.dead-snap.dead, 0
+	return syncDir(filepath.Dir(j.path))
+}
+
+// copyTail appends to f the journal's whole records from offset from on.
+func (j *journal) copyTail(f *os.File, from int64) (int64, error) {
+	if from >= j.size {
+		return 0, nil
+	}
+	old, err := os.Open(j.path)
+	if err != nil {
 		return 0, err
 	}
-	return cw.n, nil
+	defer old.Close()
+	n, err := io.Copy(f, io.NewSectionReader(old, from, j.size-from))
+	if err == nil && n < j.size-from {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 // syncDir fsyncs dir, making a rename in it durable.

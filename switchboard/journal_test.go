@@ -368,3 +368,93 @@ func TestEntryLocksFollowTheInstalledLegs(t *testing.T) {
 	check("after a restart")
 	_ = ringing
 }
+
+// compactInBackground makes the journal of h mostly history, so that the
+// next commit starts a background compaction, and returns once it has.
+func compactInBackground(t *testing.T, h *harness, s *Session) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range compactEvery + 1 {
+		b := ep(fmt.Sprintf("10.0.0.10:%d", 5000+2*(i%100)))
+		if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: &b}); err != nil {
+			t.Fatal(err)
+		}
+		h.m.mu.Lock()
+		running := h.m.compaction.running
+		h.m.mu.Unlock()
+		if running {
+			return
+		}
+	}
+	t.Fatalf("no compaction started after %d updates", compactEvery+1)
+}
+
+// Requests go on while a compaction writes its snapshot without the lock;
+// what they commit meanwhile is in the compacted journal.
+func TestChangesDuringABackgroundCompactionAreKept(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	written, release := make(chan struct{}), make(chan struct{})
+	h.m.mu.Lock()
+	h.m.compaction.written = func() { close(written); <-release }
+	h.m.mu.Unlock()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+	other := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
+	compactInBackground(t, h, s)
+	<-written
+	// The snapshot is written; these go to the old journal only.
+	if err := h.m.Delete(ctx, other.ID); err != nil {
+		t.Fatal(err)
+	}
+	late := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4004")})
+	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.99:7000")}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	h.m.compaction.wg.Wait()
+	fi, err := os.Stat(filepath.Join(h.dir, journalName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 64<<10 {
+		t.Errorf("the journal holds %d bytes after the compaction: not compacted", fi.Size())
+	}
+	want := h.m.List()
+	if len(want) != 2 || (want[0].ID != late.ID && want[1].ID != late.ID) {
+		t.Fatalf("sessions before the restart: %v, want %s and %s", want, s.ID, late.ID)
+	}
+	h.m.Close()
+	h.start(t, "")
+	if diff := cmp.Diff(want, h.m.List(), addrs); diff != "" {
+		t.Errorf("sessions after a background compaction and a restart (-want +got):\n%s", diff)
+	}
+}
+
+// A background compaction that cannot write its file leaves the journal in
+// use as it was, and loses nothing.
+func TestAFailedBackgroundCompactionLosesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	// A directory where the compaction writes its file: creating it fails.
+	if err := os.Mkdir(filepath.Join(h.dir, journalName+".tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000")})
+	compactInBackground(t, h, s)
+	h.m.compaction.wg.Wait()
+	h.m.mu.Lock()
+	retry := h.m.j.retry
+	h.m.mu.Unlock()
+	if retry == 0 {
+		t.Fatalf("the failed compaction set no retry point: it did not fail, the test checks nothing")
+	}
+	late := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
+	want := h.m.List()
+	h.m.Close()
+	h.start(t, "")
+	if diff := cmp.Diff(want, h.m.List(), addrs); diff != "" {
+		t.Errorf("sessions after a failed compaction and a restart (-want +got):\n%s", diff)
+	}
+	_ = late
+}

@@ -67,6 +67,8 @@ type Manager struct {
 	watching atomic.Bool
 	// changes counts committed session changes (entry.changed).
 	changes uint64
+	// compaction is the journal's background compaction (compaction.go).
+	compaction compactor
 }
 
 type board struct {
@@ -514,6 +516,7 @@ func (m *Manager) Switchboards() []*Switchboard { return m.cfg.Switchboards }
 
 // Close closes the journal. Kernel state stays so media keeps flowing.
 func (m *Manager) Close() error {
+	m.stopCompaction()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.j == nil {

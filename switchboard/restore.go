@@ -266,7 +266,13 @@ func (m *Manager) recordStart(journaled map[string]*Session) error {
 	}
 	j.locks = nil // from here the Manager's entries tell the locks
 	if 2*(len(dropped)+len(changed)) > len(m.sessions) || j.needsCompaction() {
-		return m.compact()
+		err := m.compact()
+		if err == nil {
+			return nil
+		}
+		// The records below say the same at greater length: a journal
+		// that cannot be rewritten (no room for the copy) stops no start.
+		m.log.Warn("compacting the journal failed; appending to it instead", "err", err)
 	}
 	for _, id := range dropped {
 		if err := j.del(id); err != nil {
