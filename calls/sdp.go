@@ -125,8 +125,10 @@ func (c *Calls) Answer(ctx context.Context, r Request) (string, error) {
 		answerer = r.ToTag // recorded in the sessions' labels by the update
 	}
 	req := c.request(r, d, from, d.switchboard, false)
-	req.Labels[labelAnswerer] = answerer // d's, once the update stands
-	req.Answer = !d.answered // the first answer ends ringing, in the same transaction
+	// The labels name the answerer, which is d's once the update stands;
+	// the first answer ends ringing, in the same transaction.
+	req.Labels[labelAnswerer] = answerer
+	req.Answer = !d.answered
 	res, err := c.sdp.Update(ctx, req)
 	if err != nil {
 		return "", err
