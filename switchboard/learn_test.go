@@ -3,11 +3,13 @@ package switchboard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
+	"github.com/nftrtpproxy/nftrtpproxy/relay/relaytest"
 )
 
 // opposite is the leg that sends towards the peer whose packets enter leg k.
@@ -446,5 +448,48 @@ func TestAScanTeachesBothSidesTheKernelLearned(t *testing.T) {
 	got := h.get(t, s.ID)
 	if got.A.Learned.RTP != a.Src || got.B.Learned.RTP != b.Src {
 		t.Errorf("learned a %s and b %s, want %s and %s", got.A.Learned.RTP, got.B.Learned.RTP, a.Src, b.Src)
+	}
+}
+
+// Learning windows that close together (a burst of calls set up at once)
+// are locked a batch at a time, each batch in one kernel transaction, and
+// the Manager's lock is let go between batches.
+func TestWindowsClosingTogetherAreLockedInBatches(t *testing.T) {
+	t.Parallel()
+	h := &harness{mem: relaytest.NewMemory(), clk: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
+	h.startWith(t, fmt.Sprintf(`state-dir = %q
+[[switchboard]]
+name = "edge"
+gate-a = { address = "192.0.2.1", ports = "30000-30399" }
+gate-b = { address = "10.0.0.1", ports = "30000-30399" }
+`, h.dir))
+	ctx := context.Background()
+	const n = 3*timerBatch + 5
+	var ids []string
+	for i := range n {
+		s := h.alloc(t, AllocRequest{A: ep(fmt.Sprintf("192.0.2.10:%d", 4000+2*i)), B: ep(fmt.Sprintf("10.0.0.10:%d", 4000+2*i))})
+		ids = append(ids, s.ID)
+	}
+	h.clk.advance(time.Hour)
+	before := h.mem.Applied()
+	rounds := 0
+	for ; rounds < 100; rounds++ {
+		if h.m.fireDue(ctx) > time.Millisecond {
+			break
+		}
+	}
+	if rounds < 3 {
+		t.Errorf("%d sessions locked in %d holds of the lock, want batches of at most %d", n, rounds+1, timerBatch)
+	}
+	if got, most := h.mem.Applied()-before, (n+timerBatch-1)/timerBatch; got > most {
+		t.Errorf("%d kernel transactions locked %d sessions, want at most %d (one per batch)", got, n, most)
+	}
+	for _, id := range ids {
+		h.m.mu.Lock()
+		locks := lockBits(h.m.installed(h.m.sessions[id]))
+		h.m.mu.Unlock()
+		if locks == 0 {
+			t.Fatalf("session %s holds no lock after its windows closed", id)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package switchboard
 import (
 	"container/heap"
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -74,17 +75,34 @@ func (m *Manager) runTimers(ctx context.Context) error {
 	}
 }
 
-// fireDue handles every due deadline and returns how long to sleep.
+// timerBatch bounds the deadlines one hold of the Manager's lock handles:
+// a burst of calls set up together closes its learning windows together,
+// and 50k lock updates in one hold kept every request waiting for a
+// second. The lock updates of a batch share one group commit.
+const timerBatch = maxGroup
+
+// fireDue handles the due deadlines, a batch at a time, and returns how
+// long to sleep: a millisecond while more are due, so that requests take
+// the lock between batches.
 func (m *Manager) fireDue(ctx context.Context) time.Duration {
 	m.lockSettled()
 	defer m.mu.Unlock()
 	now := m.now()
-	for m.timers.Len() > 0 && !m.timers[0].at.After(now) {
+	var locks []*txn
+	seen := map[*entry]bool{}
+	for n := 0; n < timerBatch && m.timers.Len() > 0 && !m.timers[0].at.After(now); {
 		id := heap.Pop(&m.timers).(timer).id
-		if e := m.sessions[id]; e != nil {
-			m.reevaluate(ctx, e, now)
+		e := m.sessions[id]
+		if e == nil || seen[e] {
+			continue // a stale hint, or a session this batch handles already
+		}
+		seen[e] = true
+		n++
+		if t := m.reevaluate(ctx, e, now); t != nil {
+			locks = append(locks, t)
 		}
 	}
+	m.lockAll(ctx, locks)
 	sleep := time.Minute
 	if m.timers.Len() > 0 {
 		sleep = max(m.timers[0].at.Sub(now), time.Millisecond)
@@ -93,26 +111,42 @@ func (m *Manager) fireDue(ctx context.Context) time.Duration {
 	return sleep
 }
 
-// reevaluate expires an unanswered session or installs the locks of closed
-// learning windows. Called with m.mu held.
-func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) {
+// reevaluate expires an unanswered session, or returns the change that
+// installs the locks of its closed learning windows (nil: none to make).
+// Called with m.mu held.
+func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) *txn {
 	s := e.s
 	if s.State == Ringing && !now.Before(s.Expires) {
 		if err := m.delete(ctx, s.ID, EndRingingTimeout); err != nil {
 			m.log.Error("expiring session failed; trying again", "session", s.ID, "err", err)
 			heap.Push(&m.timers, timer{at: now.Add(retryExpiry), id: s.ID})
 		}
-		return
+		return nil
 	}
 	bd := m.boards[s.Switchboard]
 	l := s.legs(bd.sb, now)
 	had := m.installed(e)
 	if b := diffLegs(had, l[:]); len(b.Add)+len(b.Remove) == 0 {
+		return nil
+	}
+	return newTxn(m.putChange(e, s, false))
+}
+
+// lockAll commits the lock changes of closed learning windows in one group
+// (one kernel transaction and one journal write; a change the kernel
+// refuses fails alone). Called with m.mu held.
+func (m *Manager) lockAll(ctx context.Context, locks []*txn) {
+	if len(locks) == 0 {
 		return
 	}
-	if err := m.commit(ctx, e, s, false); err != nil {
-		m.log.Error("locking session after its learning window failed", "session", s.ID, "err", err)
-		return
+	m.commitGroup(ctx, locks)
+	debug := m.log.Enabled(ctx, slog.LevelDebug)
+	for _, t := range locks {
+		switch {
+		case t.err != nil:
+			m.log.Error("locking session after its learning window failed", "session", t.ids(), "err", t.err)
+		case debug:
+			m.log.Debug("learning window closed", "session", t.ids())
+		}
 	}
-	m.log.Info("learning window closed", "session", s.ID)
 }

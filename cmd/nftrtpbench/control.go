@@ -310,7 +310,7 @@ func (b *bench) contextRows() {
 		b.t.add(3, row{what: "calls/s, 1 client, 0 live: nftrtpproxy when the answer locks the gates at once (learning-timeout 0) ÷ the default (10 s windows)",
 			baseline: describeCtrl(base), measured: describeCtrl(b.locked), ratio: ratio(b.locked.rate() / base.rate()),
 			notes: "p50 per request: " + stepsNote(b.locked, []string{"offer", "answer", "delete"}) +
-				"; with the default windows each answered call pays this lock update later, when its window closes (a timer, under the Manager's lock)"})
+				"; with the default windows each answered call pays this lock update later, when its window closes (a timer; windows that close together share a kernel transaction, 64 at a time)"})
 	}
 	if b.rtpRSS > 0 {
 		b.t.add(3, row{what: fmt.Sprintf("rtpengine's RSS with %s idle calls", count(b.rtpLive)), measured: mib(b.rtpRSS),
