@@ -219,37 +219,34 @@ func (c *Calls) dropDead(cl *call) {
 }
 
 // deleteSessions ends the sessions of d; an ended one is not an error.
-// The streams it ended are cleared.
+// The streams it ended are cleared. Called with c.mu held.
 func (c *Calls) deleteSessions(ctx context.Context, d *dialog) error {
-	var errs []error
-	for i, id := range d.sessions {
-		if id == "" {
-			continue
-		}
-		if err := c.sessions.Delete(ctx, id); err != nil && !errors.Is(err, switchboard.ErrNotFound) {
-			errs = append(errs, err)
-			continue
-		}
-		d.sessions[i] = ""
-	}
-	return errors.Join(errs...)
+	return c.endSessions(ctx, d, func(i int) { d.sessions[i] = "" })
 }
 
-// endDialog ends the sessions of d, as deleteSessions, for the holder of
-// its call's lock: the kernel work runs without c.mu.
+// endDialog is deleteSessions for the holder of its call's lock: the
+// kernel work runs without c.mu, which it takes to clear each stream.
 func (c *Calls) endDialog(ctx context.Context, d *dialog) error {
-	var errs []error
-	for i, id := range d.sessions {
-		if id == "" {
-			continue
-		}
-		if err := c.sessions.Delete(ctx, id); err != nil && !errors.Is(err, switchboard.ErrNotFound) {
-			errs = append(errs, err)
-			continue
-		}
+	return c.endSessions(ctx, d, func(i int) {
 		c.mu.Lock()
 		d.sessions[i] = ""
 		c.mu.Unlock()
+	})
+}
+
+// endSessions deletes each session of d and calls ended with the stream of
+// each one it ended (or found gone).
+func (c *Calls) endSessions(ctx context.Context, d *dialog, ended func(i int)) error {
+	var errs []error
+	for i, id := range d.sessions {
+		if id == "" {
+			continue
+		}
+		if err := c.sessions.Delete(ctx, id); err != nil && !errors.Is(err, switchboard.ErrNotFound) {
+			errs = append(errs, err)
+			continue
+		}
+		ended(i)
 	}
 	return errors.Join(errs...)
 }

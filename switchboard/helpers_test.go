@@ -172,3 +172,14 @@ func diffLegsOf(t *testing.T, want, got []relay.Leg) string {
 	t.Helper()
 	return cmp.Diff(want, got, addrs, cmpopts.EquateEmpty())
 }
+
+// restartKeeps restarts h's Manager and fails the test unless it lists
+// want, what the sessions were before, after what.
+func (h *harness) restartKeeps(t *testing.T, want []*Session, after string) {
+	t.Helper()
+	h.m.Close()
+	h.start(t, "")
+	if diff := cmp.Diff(want, h.m.List(), addrs); diff != "" {
+		t.Errorf("sessions after %s and a restart (-want +got):\n%s", after, diff)
+	}
+}

@@ -23,16 +23,7 @@ func (acceptAll) Apply(context.Context, relay.Batch) (relay.Generation, error) {
 // its live heap under Go's default GC target).
 func BenchmarkManagerHeapPerSession(b *testing.B) {
 	const n = 100000
-	toml := fmt.Sprintf("state-dir = %q\n", b.TempDir())
-	for i := range 4 {
-		toml += fmt.Sprintf("[[switchboard]]\nname = \"sb%d\"\n"+
-			"gate-a = { address = \"192.0.2.%d\", ports = \"1024-65535\" }\n"+
-			"gate-b = { address = \"10.0.0.%d\", ports = \"1024-65535\" }\n", i, i+1, i+1)
-	}
-	cfg, err := ParseConfig([]byte(toml))
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := fourBoards(b)
 	for b.Loop() {
 		m := NewManager(cfg, acceptAll{relaytest.NewMemory()}, Options{})
 		if err := m.Start(context.Background()); err != nil {
@@ -60,16 +51,7 @@ func BenchmarkManagerHeapPerSession(b *testing.B) {
 // Manager's lock (compaction.go).
 func BenchmarkCompact(b *testing.B) {
 	const n = 50000
-	toml := fmt.Sprintf("state-dir = %q\n", b.TempDir())
-	for i := range 4 {
-		toml += fmt.Sprintf("[[switchboard]]\nname = \"sb%d\"\n"+
-			"gate-a = { address = \"192.0.2.%d\", ports = \"1024-65535\" }\n"+
-			"gate-b = { address = \"10.0.0.%d\", ports = \"1024-65535\" }\n", i, i+1, i+1)
-	}
-	cfg, err := ParseConfig([]byte(toml))
-	if err != nil {
-		b.Fatal(err)
-	}
+	cfg := fourBoards(b)
 	m := NewManager(cfg, acceptAll{relaytest.NewMemory()}, Options{})
 	if err := m.Start(context.Background()); err != nil {
 		b.Fatal(err)
@@ -90,4 +72,21 @@ func BenchmarkCompact(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/session")
+}
+
+// fourBoards is a configuration of four switchboards "sb0".."sb3" with
+// whole port ranges, for 100k sessions.
+func fourBoards(b *testing.B) *Config {
+	b.Helper()
+	toml := fmt.Sprintf("state-dir = %q\n", b.TempDir())
+	for i := range 4 {
+		toml += fmt.Sprintf("[[switchboard]]\nname = \"sb%d\"\n"+
+			"gate-a = { address = \"192.0.2.%d\", ports = \"1024-65535\" }\n"+
+			"gate-b = { address = \"10.0.0.%d\", ports = \"1024-65535\" }\n", i, i+1, i+1)
+	}
+	cfg, err := ParseConfig([]byte(toml))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cfg
 }

@@ -240,11 +240,7 @@ func TestJournalCompactionKeepsTheState(t *testing.T) {
 	if fi.Size() > 1<<20 {
 		t.Errorf("the journal holds %d bytes after 5000 updates of one session: not compacted", fi.Size())
 	}
-	h.m.Close()
-	h.start(t, "")
-	if diff := cmp.Diff(want, h.m.List(), addrs); diff != "" {
-		t.Errorf("sessions after compaction and restart (-want +got):\n%s", diff)
-	}
+	h.restartKeeps(t, want, "compaction")
 }
 
 // Whenever the kernel's ruleset generation is not the one the journal's
