@@ -493,3 +493,36 @@ gate-b = { address = "10.0.0.1", ports = "30000-30399" }
 		}
 	}
 }
+
+// Sessions silenced together (a network outage) end a batch at a time,
+// each batch in one kernel transaction.
+func TestSilentSessionsEndInBatches(t *testing.T) {
+	t.Parallel()
+	h := &harness{mem: relaytest.NewMemory(), clk: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
+	h.startWith(t, fmt.Sprintf(`state-dir = %q
+[defaults]
+media-timeout = "30s"
+[[switchboard]]
+name = "edge"
+gate-a = { address = "192.0.2.1", ports = "30000-30399" }
+gate-b = { address = "10.0.0.1", ports = "30000-30399" }
+`, h.dir))
+	ctx := context.Background()
+	const n = 3*timerBatch + 5
+	for i := range n {
+		h.alloc(t, AllocRequest{A: ep(fmt.Sprintf("192.0.2.10:%d", 4000+2*i)), B: ep(fmt.Sprintf("10.0.0.10:%d", 4000+2*i))})
+	}
+	h.m.fireDue(ctx) // nothing due yet
+	h.mem.SetFlows()
+	h.clk.advance(31 * time.Second)
+	for h.m.fireDue(ctx) <= time.Millisecond { // the learning windows' locks first
+	}
+	before := h.mem.Applied()
+	h.m.checkMedia(ctx)
+	if left := len(h.m.List()); left != 0 {
+		t.Fatalf("%d of %d silent sessions left after the media check", left, n)
+	}
+	if got, most := h.mem.Applied()-before, (n+timerBatch-1)/timerBatch; got > most {
+		t.Errorf("%d kernel transactions ended %d sessions, want at most %d (one per batch)", got, n, most)
+	}
+}

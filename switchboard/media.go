@@ -52,7 +52,6 @@ func (m *Manager) checkMedia(ctx context.Context) {
 		return
 	}
 	m.lockSettled()
-	defer m.mu.Unlock()
 	flowing := make(map[uint32]bool, len(flows))
 	var gone []relay.Flow
 	for _, f := range flows {
@@ -65,6 +64,7 @@ func (m *Manager) checkMedia(ctx context.Context) {
 	}
 	m.deleteStale(gone)
 	now := m.now()
+	var silent []silence
 	for id, e := range m.sessions {
 		s := e.s
 		if flowing[s.Index] {
@@ -80,9 +80,44 @@ func (m *Manager) checkMedia(ctx context.Context) {
 			since = e.lastMedia
 		}
 		if now.Sub(since) >= limit {
-			if err := m.delete(ctx, id, EndMediaTimeout); err != nil {
-				m.log.Error("expiring a session without media failed", "session", id, "err", err)
+			silent = append(silent, silence{id, e.changed})
+		}
+	}
+	m.mu.Unlock()
+	m.endSilent(ctx, silent)
+}
+
+// silence is a session the media check found silent for its media
+// timeout, and its Manager.changes then.
+type silence struct {
+	id      string
+	changed uint64
+}
+
+// endSilent ends the sessions of silent that have not changed since, a
+// batch (timerBatch) at a time, each batch in one group commit, with the
+// lock let go between batches: a network outage silences thousands of
+// calls at once, and ending them one transaction each in one hold of the
+// lock kept every request waiting.
+func (m *Manager) endSilent(ctx context.Context, silent []silence) {
+	for len(silent) > 0 {
+		batch := silent[:min(len(silent), timerBatch)]
+		silent = silent[len(batch):]
+		m.lockSettled()
+		var ends []*txn
+		for _, x := range batch {
+			if e := m.sessions[x.id]; e != nil && e.changed == x.changed {
+				ends = append(ends, newTxn(m.deleteChange(e, EndMediaTimeout)))
 			}
 		}
+		if len(ends) > 0 {
+			m.commitGroup(ctx, ends)
+		}
+		for _, t := range ends {
+			if t.err != nil {
+				m.log.Error("expiring a session without media failed", "session", t.ids(), "err", t.err)
+			}
+		}
+		m.mu.Unlock()
 	}
 }
