@@ -76,9 +76,9 @@ func (m *Manager) runTimers(ctx context.Context) error {
 }
 
 // timerBatch bounds the deadlines one hold of the Manager's lock handles:
-// a burst of calls set up together closes its learning windows together,
-// and 50k lock updates in one hold kept every request waiting for a
-// second. The lock updates of a batch share one group commit.
+// a burst of calls set up together closes its learning windows (or rings
+// out) together, and 50k changes in one hold kept every request waiting
+// for a second. The changes of a batch share one group commit.
 const timerBatch = maxGroup
 
 // fireDue handles the due deadlines, a batch at a time, and returns how
@@ -88,7 +88,7 @@ func (m *Manager) fireDue(ctx context.Context) time.Duration {
 	m.lockSettled()
 	defer m.mu.Unlock()
 	now := m.now()
-	var locks []*txn
+	var due []*txn
 	seen := map[*entry]bool{}
 	for n := 0; n < timerBatch && m.timers.Len() > 0 && !m.timers[0].at.After(now); {
 		id := heap.Pop(&m.timers).(timer).id
@@ -98,11 +98,11 @@ func (m *Manager) fireDue(ctx context.Context) time.Duration {
 		}
 		seen[e] = true
 		n++
-		if t := m.reevaluate(ctx, e, now); t != nil {
-			locks = append(locks, t)
+		if t := m.reevaluate(e, now); t != nil {
+			due = append(due, t)
 		}
 	}
-	m.lockAll(ctx, locks)
+	m.commitDue(ctx, due, now)
 	sleep := time.Minute
 	if m.timers.Len() > 0 {
 		sleep = max(m.timers[0].at.Sub(now), time.Millisecond)
@@ -111,17 +111,13 @@ func (m *Manager) fireDue(ctx context.Context) time.Duration {
 	return sleep
 }
 
-// reevaluate expires an unanswered session, or returns the change that
-// installs the locks of its closed learning windows (nil: none to make).
-// Called with m.mu held.
-func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) *txn {
+// reevaluate returns the change that a session's due deadline makes: the
+// end of an unanswered one, or the locks of its closed learning windows
+// (nil: none to make). Called with m.mu held.
+func (m *Manager) reevaluate(e *entry, now time.Time) *txn {
 	s := e.s
 	if s.State == Ringing && !now.Before(s.Expires) {
-		if err := m.delete(ctx, s.ID, EndRingingTimeout); err != nil {
-			m.log.Error("expiring session failed; trying again", "session", s.ID, "err", err)
-			heap.Push(&m.timers, timer{at: now.Add(retryExpiry), id: s.ID})
-		}
-		return nil
+		return newTxn(m.deleteChange(e, EndRingingTimeout))
 	}
 	bd := m.boards[s.Switchboard]
 	l := s.legs(bd.sb, now)
@@ -132,20 +128,25 @@ func (m *Manager) reevaluate(ctx context.Context, e *entry, now time.Time) *txn 
 	return newTxn(m.putChange(e, s, false))
 }
 
-// lockAll commits the lock changes of closed learning windows in one group
-// (one kernel transaction and one journal write; a change the kernel
-// refuses fails alone). Called with m.mu held.
-func (m *Manager) lockAll(ctx context.Context, locks []*txn) {
-	if len(locks) == 0 {
+// commitDue commits the changes of due deadlines in one group (one kernel
+// transaction and one journal write; a change the kernel refuses fails
+// alone). An expiry that fails is tried again after retryExpiry. Called
+// with m.mu held.
+func (m *Manager) commitDue(ctx context.Context, due []*txn, now time.Time) {
+	if len(due) == 0 {
 		return
 	}
-	m.commitGroup(ctx, locks)
+	m.commitGroup(ctx, due)
 	debug := m.log.Enabled(ctx, slog.LevelDebug)
-	for _, t := range locks {
+	for _, t := range due {
+		expiry := t.changes[0].next == nil
 		switch {
+		case t.err != nil && expiry:
+			m.log.Error("expiring session failed; trying again", "session", t.ids(), "err", t.err)
+			heap.Push(&m.timers, timer{at: now.Add(retryExpiry), id: t.ids()})
 		case t.err != nil:
 			m.log.Error("locking session after its learning window failed", "session", t.ids(), "err", t.err)
-		case debug:
+		case debug && !expiry:
 			m.log.Debug("learning window closed", "session", t.ids())
 		}
 	}
