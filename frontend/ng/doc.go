@@ -75,4 +75,8 @@
 // own on the ng address (SO_REUSEPORT): workers sharing a socket pass its
 // read lock along, and each pass wakes a goroutine on another thread,
 // which cost an idle server more CPU per request than a ping's whole work.
+// The kernel keeps each client address and port on one socket, so a
+// request that waits (the engine orders kernel work) delays only the
+// clients that share its socket; Kamailio's processes each have their own
+// port, and 16 sockets spread them.
 package ng
