@@ -338,6 +338,17 @@ func diffFew(old, new []relay.Leg) relay.Batch {
 	if adds+removes == 0 {
 		return b
 	}
+	if adds == len(new) && removes == len(old) && sameMarks(old, new) {
+		// Every leg changes (a new session, most answers): the lists are
+		// the legs themselves, in the order a copy would have.
+		if adds > 0 {
+			b.Add = new
+		}
+		if removes > 0 {
+			b.Remove = old
+		}
+		return b
+	}
 	legs := make([]relay.Leg, 0, adds+removes)
 	if adds > 0 {
 		b.Add = legs[:0:adds]
@@ -359,6 +370,23 @@ func diffFew(old, new []relay.Leg) relay.Batch {
 		}
 	}
 	return b
+}
+
+// sameMarks reports whether old, when it holds legs, holds new's marks in
+// new's order.
+func sameMarks(old, new []relay.Leg) bool {
+	if len(old) == 0 {
+		return true
+	}
+	if len(old) != len(new) {
+		return false
+	}
+	for i := range old {
+		if old[i].Mark != new[i].Mark {
+			return false
+		}
+	}
+	return true
 }
 
 func checkFamily(what string, e Endpoint, gate netip.Addr) error {
