@@ -280,16 +280,24 @@ func unallocatedRule(o *objects, g Gate) *nftables.Rule {
 	return &nftables.Rule{Table: o.table, Chain: o.pre, Exprs: e}
 }
 
-// lockRule drops new flows of a locked leg from any source but the allowed one.
-func lockRule(o *objects, f *family) *nftables.Rule {
+// markedIn is the start of the rules about one kind of leg: the packet's
+// ct mark is in set, the packet is of family f (and UDP, if udp), and the
+// ct mark is loaded again into reg1 for what follows.
+func markedIn(set *nftables.Set, f *family, udp bool) []expr.Any {
 	e := []expr.Any{
 		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
-		&expr.Lookup{SourceRegister: reg1, SetName: o.lock.Name},
+		&expr.Lookup{SourceRegister: reg1, SetName: set.Name},
 	}
 	e = append(e, matchFamily(f)...)
-	e = append(e, matchUDP()...)
-	e = append(e,
-		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+	if udp {
+		e = append(e, matchUDP()...)
+	}
+	return append(e, &expr.Ct{Key: expr.CtKeyMARK, Register: reg1})
+}
+
+// lockRule drops new flows of a locked leg from any source but the allowed one.
+func lockRule(o *objects, f *family) *nftables.Rule {
+	e := append(markedIn(o.lock, f, true),
 		&expr.Payload{DestRegister: reg32x1, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
 		&expr.Payload{DestRegister: f.lockPortReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 		&expr.Lookup{SourceRegister: reg1, SetName: f.allow.Name, Invert: true},
@@ -300,13 +308,7 @@ func lockRule(o *objects, f *family) *nftables.Rule {
 // guardRule drops, and counts, new flows of a guarded leg from a source
 // IP that is not one of its learning sources (RTP Bleed while a call rings).
 func guardRule(o *objects, f *family) *nftables.Rule {
-	e := []expr.Any{
-		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
-		&expr.Lookup{SourceRegister: reg1, SetName: o.guard.Name},
-	}
-	e = append(e, matchFamily(f)...)
-	e = append(e,
-		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+	e := append(markedIn(o.guard, f, false),
 		&expr.Payload{DestRegister: reg32x1, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
 		&expr.Lookup{SourceRegister: reg1, SetName: f.learnfrom.Name, Invert: true},
 		&expr.Counter{},
@@ -319,14 +321,7 @@ func guardRule(o *objects, f *family) *nftables.Rule {
 // Checked with nft 1.0.6: `ct mark @learn add @learned4 { ct mark : ip
 // saddr . udp sport }` (DESIGN: learning in the packet path).
 func learnRule(o *objects, f *family) *nftables.Rule {
-	e := []expr.Any{
-		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
-		&expr.Lookup{SourceRegister: reg1, SetName: o.learn.Name},
-	}
-	e = append(e, matchFamily(f)...)
-	e = append(e, matchUDP()...)
-	e = append(e,
-		&expr.Ct{Key: expr.CtKeyMARK, Register: reg1},
+	e := append(markedIn(o.learn, f, true),
 		&expr.Payload{DestRegister: reg2, Base: expr.PayloadBaseNetworkHeader, Offset: f.saddrOff, Len: f.addrLen},
 		&expr.Payload{DestRegister: f.learnPortReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 		&expr.Dynset{SrcRegKey: reg1, SrcRegData: reg2, SetName: f.learned.Name, Operation: unix.NFT_DYNSET_OP_ADD})
