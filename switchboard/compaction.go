@@ -33,13 +33,7 @@ func (m *Manager) startCompaction() {
 	if c.running || c.closed {
 		return
 	}
-	j := m.j
-	snap := snapshot{sessions: make([]*Session, 0, len(m.sessions)), locks: make([]uint8, 0, len(m.sessions))}
-	for _, e := range m.sessions {
-		snap.sessions, snap.locks = append(snap.sessions, e.s), append(snap.locks, e.locks)
-	}
-	snap.gen, snap.hasGen = j.stamp()
-	snap.from, snap.dead = j.size, j.dead
+	j, snap := m.j, m.snapshot()
 	c.running = true
 	c.wg.Add(1)
 	go func() {

@@ -164,21 +164,35 @@ func (j *journal) stamp() (relay.Generation, bool) {
 // On failure the old journal stays in use and compaction is not tried
 // again for another compactEvery records.
 func (j *journal) compact(sessions map[string]*Session, locks map[string]uint8) error {
-	snap := snapshot{sessions: make([]*Session, 0, len(sessions)), locks: make([]uint8, 0, len(sessions))}
+	snap := j.snapshot(len(sessions))
 	for id, s := range sessions {
-		snap.sessions, snap.locks = append(snap.sessions, s), append(snap.locks, locks[id])
+		snap.add(s, locks[id])
 	}
-	snap.gen, snap.hasGen = j.stamp()
-	snap.from, snap.dead = j.size, j.dead
+	return j.compactTo(snap)
+}
+
+// compactTo writes snap and makes it the journal, as compact.
+func (j *journal) compactTo(snap snapshot) error {
 	f, size, err := j.writeSnapshot(snap)
 	if err == nil {
-		err = j.install(f, size, snap, len(sessions))
+		err = j.install(f, size, snap, len(snap.sessions))
 	}
 	if err != nil {
 		j.retry = j.dead + compactEvery
 		return fmt.Errorf("journal: compact: %w", err)
 	}
 	return nil
+}
+
+// snapshot starts the snapshot of n sessions at the journal's end now.
+func (j *journal) snapshot(n int) snapshot {
+	snap := snapshot{sessions: make([]*Session, 0, n), locks: make([]uint8, 0, n), from: j.size, dead: j.dead}
+	snap.gen, snap.hasGen = j.stamp()
+	return snap
+}
+
+func (s *snapshot) add(sess *Session, locks uint8) {
+	s.sessions, s.locks = append(s.sessions, sess), append(s.locks, locks)
 }
 
 // snapshot is what a compaction writes: every session with its lock bits

@@ -328,16 +328,21 @@ func (m *Manager) installedLeg(e *entry, k int) (relay.Leg, bool) {
 }
 
 func (m *Manager) compact() error {
-	all := make(map[string]*Session, len(m.sessions))
-	locks := make(map[string]uint8, len(m.sessions))
-	for id, e := range m.sessions {
-		all[id], locks[id] = e.s, e.locks
-	}
-	if err := m.j.compact(all, locks); err != nil {
+	if err := m.j.compactTo(m.snapshot()); err != nil {
 		return err
 	}
 	m.obs.Compacted()
 	return nil
+}
+
+// snapshot is every session and its lock bits, for a compaction. Called
+// with m.mu held.
+func (m *Manager) snapshot() snapshot {
+	snap := m.j.snapshot(len(m.sessions))
+	for _, e := range m.sessions {
+		snap.add(e.s, e.locks)
+	}
+	return snap
 }
 
 func (m *Manager) get(id string) (*entry, error) {
