@@ -456,20 +456,9 @@ func TestAScanTeachesBothSidesTheKernelLearned(t *testing.T) {
 // the Manager's lock is let go between batches.
 func TestWindowsClosingTogetherAreLockedInBatches(t *testing.T) {
 	t.Parallel()
-	h := &harness{mem: relaytest.NewMemory(), clk: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
-	h.startWith(t, fmt.Sprintf(`state-dir = %q
-[[switchboard]]
-name = "edge"
-gate-a = { address = "192.0.2.1", ports = "30000-30399" }
-gate-b = { address = "10.0.0.1", ports = "30000-30399" }
-`, h.dir))
+	h, ids := newBatchHarness(t, "")
 	ctx := context.Background()
-	const n = 3*timerBatch + 5
-	var ids []string
-	for i := range n {
-		s := h.alloc(t, AllocRequest{A: ep(fmt.Sprintf("192.0.2.10:%d", 4000+2*i)), B: ep(fmt.Sprintf("10.0.0.10:%d", 4000+2*i))})
-		ids = append(ids, s.ID)
-	}
+	n := len(ids)
 	h.clk.advance(time.Hour)
 	before := h.mem.Applied()
 	rounds := 0
@@ -498,20 +487,9 @@ gate-b = { address = "10.0.0.1", ports = "30000-30399" }
 // each batch in one kernel transaction.
 func TestSilentSessionsEndInBatches(t *testing.T) {
 	t.Parallel()
-	h := &harness{mem: relaytest.NewMemory(), clk: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
-	h.startWith(t, fmt.Sprintf(`state-dir = %q
-[defaults]
-media-timeout = "30s"
-[[switchboard]]
-name = "edge"
-gate-a = { address = "192.0.2.1", ports = "30000-30399" }
-gate-b = { address = "10.0.0.1", ports = "30000-30399" }
-`, h.dir))
+	h, ids := newBatchHarness(t, "[defaults]\nmedia-timeout = \"30s\"\n")
 	ctx := context.Background()
-	const n = 3*timerBatch + 5
-	for i := range n {
-		h.alloc(t, AllocRequest{A: ep(fmt.Sprintf("192.0.2.10:%d", 4000+2*i)), B: ep(fmt.Sprintf("10.0.0.10:%d", 4000+2*i))})
-	}
+	n := len(ids)
 	h.m.fireDue(ctx) // nothing due yet
 	h.mem.SetFlows()
 	h.clk.advance(31 * time.Second)
@@ -525,4 +503,24 @@ gate-b = { address = "10.0.0.1", ports = "30000-30399" }
 	if got, most := h.mem.Applied()-before, (n+timerBatch-1)/timerBatch; got > most {
 		t.Errorf("%d kernel transactions ended %d sessions, want at most %d (one per batch)", got, n, most)
 	}
+}
+
+// newBatchHarness is a harness whose switchboard "edge" (with the keys of
+// extra before it) holds 3*timerBatch+5 answered sessions, allocated at
+// once; it returns their ids.
+func newBatchHarness(t *testing.T, extra string) (*harness, []string) {
+	t.Helper()
+	h := &harness{mem: relaytest.NewMemory(), clk: &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}, dir: t.TempDir()}
+	h.startWith(t, fmt.Sprintf(`state-dir = %q
+%s[[switchboard]]
+name = "edge"
+gate-a = { address = "192.0.2.1", ports = "30000-30399" }
+gate-b = { address = "10.0.0.1", ports = "30000-30399" }
+`, h.dir, extra))
+	var ids []string
+	for i := range 3*timerBatch + 5 {
+		s := h.alloc(t, AllocRequest{A: ep(fmt.Sprintf("192.0.2.10:%d", 4000+2*i)), B: ep(fmt.Sprintf("10.0.0.10:%d", 4000+2*i))})
+		ids = append(ids, s.ID)
+	}
+	return h, ids
 }
