@@ -89,14 +89,19 @@ const callLockStripes = 64
 
 // lockCall locks the call lock of k and returns its unlock.
 func (c *Calls) lockCall(k key) func() {
+	l := &c.callLocks[c.stripe(k)]
+	l.Lock()
+	return l.Unlock
+}
+
+// stripe is the index of k's call lock.
+func (c *Calls) stripe(k key) uint64 {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	h.WriteString(string(k.proto))
 	h.WriteByte(0)
 	h.WriteString(k.id)
-	l := &c.callLocks[h.Sum64()%callLockStripes]
-	l.Lock()
-	return l.Unlock
+	return h.Sum64() % callLockStripes
 }
 
 // lookup returns the call k, nil if none.
