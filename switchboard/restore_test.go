@@ -232,6 +232,9 @@ func TestJournalCompactionKeepsTheState(t *testing.T) {
 	if err := h.m.Delete(ctx, other.ID); err != nil {
 		t.Fatal(err)
 	}
+	// The compaction runs in the background: wait for it, or a slow
+	// machine stats the journal before it is installed.
+	h.m.compaction.wg.Wait()
 	want := h.m.List()
 	fi, err := os.Stat(filepath.Join(h.dir, journalName))
 	if err != nil {
