@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
 )
@@ -54,7 +55,7 @@ type Placement struct {
 
 // findListed returns the call and the dialog a message belongs to.
 func (c *Calls) findListed(callID, fromTag, toTag string) (*call, *dialog) {
-	cl := c.calls[key{MediaProxy, callID}]
+	cl := c.lookup(key{MediaProxy, callID})
 	if cl == nil {
 		return nil, nil
 	}
@@ -74,13 +75,17 @@ func (c *Calls) findListed(callID, fromTag, toTag string) (*call, *dialog) {
 // no longer listed end. A stream becomes active once both sides are known,
 // or on a message without SDP. If an allocation fails, the sessions this
 // message allocated are deleted again.
+//
+// The work is done on a copy of the dialog, installed under c.mu at the
+// end (whatever the outcome: streams ended before a failure stay ended),
+// so that readers of the table never see it half done.
 func (c *Calls) ListUpdate(ctx context.Context, u ListUpdate) (*Placement, error) {
 	// A call's streams are its media indices, so this caps the call too.
 	if err := switchboard.CheckStreams("in one update", len(u.Streams), switchboard.MaxStreamsPerRequest); err != nil {
 		return nil, fmt.Errorf("call %q: %w", u.CallID, err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	k := key{MediaProxy, u.CallID}
+	defer c.lockCall(k)()
 	cl, d := c.findListed(u.CallID, u.FromTag, u.ToTag)
 	if d == nil {
 		if u.Streams == nil {
@@ -93,20 +98,32 @@ func (c *Calls) ListUpdate(ctx context.Context, u ListUpdate) (*Placement, error
 	if fromCaller := (u.FromTag != d.offerer) != u.Request; !fromCaller {
 		from = from.Other()
 	}
-	k := key{MediaProxy, u.CallID}
-	if err := c.applyList(ctx, k, d, from, u); err != nil {
-		return nil, err
+	work := *d
+	work.sessions = slices.Clone(d.sessions)
+	created, err := c.applyList(ctx, k, &work, from, u)
+	if err == nil {
+		work.lastSignal = c.now()
+		if u.Streams == nil {
+			c.answerList(ctx, &work)
+		}
 	}
-	if cl == nil {
+	var p *Placement
+	if err == nil {
+		p = c.placement(&work, from.Other())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.created[k.proto] += uint64(created)
+	switch {
+	case cl != nil:
+		*d = work
+	case err == nil:
+		*d = work
 		cl = c.callOf(k)
 		cl.dialogs = append(cl.dialogs, d)
 		c.add(cl)
 	}
-	d.lastSignal = c.now()
-	if u.Streams == nil {
-		c.answerList(ctx, d)
-	}
-	return c.placement(d, from.Other()), nil
+	return p, err
 }
 
 // newListed places a new call's dialog.
@@ -124,8 +141,10 @@ func (c *Calls) newListed(u ListUpdate) *dialog {
 	return d
 }
 
-// applyList brings d's sessions in line with the streams of one side.
-func (c *Calls) applyList(ctx context.Context, k key, d *dialog, from switchboard.Side, u ListUpdate) error {
+// applyList brings d's sessions in line with the streams of one side and
+// returns how many sessions it allocated (none when it fails: it deletes
+// them again).
+func (c *Calls) applyList(ctx context.Context, k key, d *dialog, from switchboard.Side, u ListUpdate) (int, error) {
 	var created []string
 	undo := func(err error) error {
 		for _, id := range created {
@@ -146,11 +165,10 @@ func (c *Calls) applyList(ctx context.Context, k key, d *dialog, from switchboar
 		}
 		id, err := c.listedStream(ctx, k, d, i, from, u.Signalling, st)
 		if err != nil {
-			return undo(err)
+			return 0, undo(err)
 		}
 		if id != "" && id != d.sessions[i] {
 			created = append(created, id)
-			c.created[k.proto]++
 		}
 		d.sessions[i] = id
 	}
@@ -160,7 +178,7 @@ func (c *Calls) applyList(ctx context.Context, k key, d *dialog, from switchboar
 		}
 		d.sessions = d.sessions[:len(u.Streams)]
 	}
-	return nil
+	return len(created), nil
 }
 
 // listedStream applies stream i and returns its session id ("" when
@@ -255,15 +273,16 @@ func (c *Calls) placement(d *dialog, to switchboard.Side) *Placement {
 
 // ListRemove ends every stream of the call a message names.
 func (c *Calls) ListRemove(ctx context.Context, callID, fromTag, toTag string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.lockCall(key{MediaProxy, callID})()
 	cl, d := c.findListed(callID, fromTag, toTag)
 	if d == nil {
 		return fmt.Errorf("call %q tags %q, %q: %w", callID, fromTag, toTag, ErrUnknownCall)
 	}
-	if err := c.deleteSessions(ctx, d); err != nil {
+	if err := c.endDialog(ctx, d); err != nil {
 		return err
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.dropDead(cl)
 	return nil
 }

@@ -58,7 +58,7 @@ type StreamReply struct {
 
 // streamsOf lists the per-stream dialogs of call k.
 func (c *Calls) streamsOf(k key) (*call, []Stream) {
-	cl := c.calls[k]
+	cl := c.lookup(k)
 	if cl == nil {
 		return nil, nil
 	}
@@ -87,9 +87,8 @@ func (c *Calls) matchStream(k key, m Match) (cl *call, d *dialog, fromCreator bo
 // created with its creator on the side the bridge routes it to. A stream
 // the engine ended meanwhile is created anew.
 func (c *Calls) StreamOffer(ctx context.Context, r StreamRequest) (*StreamReply, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	k := key{RTPProxy, r.CallID}
+	defer c.lockCall(k)()
 	if cl, d, fromCreator := c.matchStream(k, r.Match); d != nil {
 		party := d.offererSide
 		if !fromCreator {
@@ -98,8 +97,7 @@ func (c *Calls) StreamOffer(ctx context.Context, r StreamRequest) (*StreamReply,
 		sess, err := c.point(ctx, k, d, party, r, fromCreator)
 		switch {
 		case errors.Is(err, switchboard.ErrNotFound):
-			d.sessions[0] = ""
-			c.dropDead(cl)
+			c.streamGone(cl, d)
 		case err != nil:
 			return nil, err
 		default:
@@ -112,8 +110,7 @@ func (c *Calls) StreamOffer(ctx context.Context, r StreamRequest) (*StreamReply,
 // createStream allocates a ringing session for a new stream, with the
 // creator on the side its offer comes from.
 func (c *Calls) createStream(ctx context.Context, k key, r StreamRequest) (*StreamReply, error) {
-	cl := c.callOf(k)
-	if err := switchboard.CheckStreams("in call "+strconv.Quote(k.id), cl.streams(nil)+1, switchboard.MaxStreamsPerCall); err != nil {
+	if err := switchboard.CheckStreams("in call "+strconv.Quote(k.id), c.lookup(k).streams(nil)+1, switchboard.MaxStreamsPerCall); err != nil {
 		return nil, err
 	}
 	sb, side, err := c.routeBridge(r.Bridge)
@@ -136,6 +133,9 @@ func (c *Calls) createStream(ctx context.Context, k key, r StreamRequest) (*Stre
 		return nil, err
 	}
 	d.sessions, d.lastSignal = []string{sess.ID}, c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl := c.callOf(k)
 	cl.dialogs = append(cl.dialogs, d)
 	c.add(cl)
 	c.created[k.proto]++
@@ -146,9 +146,8 @@ func (c *Calls) createStream(ctx context.Context, k key, r StreamRequest) (*Stre
 // party. The first answer ends ringing. found is false when no stream
 // matches or its session ended.
 func (c *Calls) StreamAnswer(ctx context.Context, r StreamRequest) (rep *StreamReply, found bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	k := key{RTPProxy, r.CallID}
+	defer c.lockCall(k)()
 	cl, d, fromCreator := c.matchStream(k, r.Match)
 	if d == nil {
 		return nil, false, nil
@@ -159,8 +158,7 @@ func (c *Calls) StreamAnswer(ctx context.Context, r StreamRequest) (rep *StreamR
 	}
 	sess, err := c.point(ctx, k, d, party, r, fromCreator)
 	if errors.Is(err, switchboard.ErrNotFound) {
-		d.sessions[0] = ""
-		c.dropDead(cl)
+		c.streamGone(cl, d)
 		return nil, false, nil
 	}
 	if err != nil {
@@ -171,7 +169,9 @@ func (c *Calls) StreamAnswer(ctx context.Context, r StreamRequest) (rep *StreamR
 			return nil, true, err
 		}
 	}
+	c.mu.Lock()
 	d.answered = true
+	c.mu.Unlock()
 	return c.streamReply(sess, party.Other()), true, nil
 }
 
@@ -206,8 +206,18 @@ func (c *Calls) point(ctx context.Context, k key, d *dialog, party switchboard.S
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
 	d.answerer, d.lastSignal = other, c.now()
+	c.mu.Unlock()
 	return sess, nil
+}
+
+// streamGone forgets stream d of cl, whose session the engine ended.
+func (c *Calls) streamGone(cl *call, d *dialog) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.sessions[0] = ""
+	c.dropDead(cl)
 }
 
 // streamEndpoint is what a request's address makes of side sd's peer. A
@@ -242,9 +252,9 @@ func (c *Calls) streamReply(sess *switchboard.Session, sd switchboard.Side) *Str
 // StreamDelete ends every stream of the call that named takes (rtpproxy's
 // D). It is ErrUnknownCall when none does.
 func (c *Calls) StreamDelete(ctx context.Context, callID string, named func(Stream) bool) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl, sts := c.streamsOf(key{RTPProxy, callID})
+	k := key{RTPProxy, callID}
+	defer c.lockCall(k)()
+	cl, sts := c.streamsOf(k)
 	found := false
 	var errs []error
 	for i, st := range sts {
@@ -252,30 +262,31 @@ func (c *Calls) StreamDelete(ctx context.Context, callID string, named func(Stre
 			continue
 		}
 		found = true
-		if err := c.deleteSessions(ctx, cl.dialogs[i]); err != nil {
+		if err := c.endDialog(ctx, cl.dialogs[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if !found {
 		return fmt.Errorf("call %q: %w", callID, ErrUnknownCall)
 	}
+	c.mu.Lock()
 	c.dropDead(cl)
+	c.mu.Unlock()
 	return errors.Join(errs...)
 }
 
 // StreamQuery returns the session of the stream m names, its counters,
 // and the side of the request's sender.
 func (c *Calls) StreamQuery(ctx context.Context, callID string, m Match) (*switchboard.Details, switchboard.Side, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl, d, fromCreator := c.matchStream(key{RTPProxy, callID}, m)
+	k := key{RTPProxy, callID}
+	defer c.lockCall(k)()
+	cl, d, fromCreator := c.matchStream(k, m)
 	if d == nil {
 		return nil, "", fmt.Errorf("call %q: %w", callID, ErrUnknownCall)
 	}
 	det, err := c.sessions.Show(ctx, d.sessions[0])
 	if errors.Is(err, switchboard.ErrNotFound) {
-		d.sessions[0] = ""
-		c.dropDead(cl)
+		c.streamGone(cl, d)
 	}
 	if err != nil {
 		return nil, "", err
