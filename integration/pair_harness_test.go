@@ -188,6 +188,19 @@ func (l *pairLab) crash(i int) {
 	l.daemons[i].kill()
 }
 
+// stopKeepalived stops router i's keepalived cleanly (SIGTERM): it sends
+// a priority-0 advert and drops the floating addresses, so the other
+// router takes them at once, while router i and its daemon keep running
+// (an operator's maintenance switch-over).
+func (l *pairLab) stopKeepalived(i int) {
+	l.t.Helper()
+	k := l.keep[i]
+	if err := k.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		l.t.Fatal(err)
+	}
+	_ = k.cmd.Wait()
+}
+
 // reboot brings router i back as after a power cycle: no floating
 // address left on it, links up.
 func (l *pairLab) reboot(i int) {

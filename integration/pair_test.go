@@ -150,3 +150,85 @@ func joinIDs(ids []string) string {
 	}
 	return out + "]"
 }
+
+// A switch-over without a crash: the active router's keepalived hands the
+// addresses over (maintenance), and its daemon, still running, demotes
+// itself: the other router keeps the call's media and serves, and the
+// demoted one follows its calls. When the addresses come back, it is
+// promoted with the calls it followed and relays and answers them, and the
+// other router demotes in turn.
+func TestPairSwitchesOverAndBackWithoutACrash(t *testing.T) {
+	l := startPair(t)
+	a, b := l.daemons[0], l.daemons[1]
+	caller := newPeer(t, l.p.Caller, l.p.CallerAddr, 4000)
+	callee := newPeer(t, l.p.Callee, l.p.CalleeAddr, 5000)
+	toA, toB := l.call("switch-1", caller.addr, callee.addr)
+	up, down := startStream(caller.rtp, toA), startStream(callee.rtp, toB)
+	defer up.close()
+	defer down.close()
+	flowing := func(what string) {
+		t.Helper()
+		u, d := callee.rtpR.Count(), caller.rtpR.Count()
+		waitFor(t, 2*time.Second, what, func() bool { return callee.rtpR.Count() > u+10 && caller.rtpR.Count() > d+10 })
+	}
+	flowing("media both ways through router 0")
+
+	l.stopKeepalived(0)
+	l.waitHolds(1, 5*time.Second)
+	b.waitStatus("active", true, 5*time.Second)
+	a.waitStatus("standby", true, 5*time.Second)
+	flowing("media both ways through router 1 after the switch-over")
+	if r := l.ng(map[string]any{"command": "query", "call-id": "switch-1", "from-tag": "alice"}); r["result"] != "ok" {
+		t.Fatalf("query on router 1 after the switch-over: %v", r)
+	}
+
+	// A call only router 1 set up, and the first call's end: the demoted
+	// router follows both.
+	caller2 := newPeer(t, l.p.Caller, l.p.CallerAddr, 4100)
+	callee2 := newPeer(t, l.p.Callee, l.p.CalleeAddr, 5100)
+	toA2, toB2 := l.call("switch-2", caller2.addr, callee2.addr)
+	up.close()
+	down.close()
+	if r := l.ng(map[string]any{"command": "delete", "call-id": "switch-1", "from-tag": "alice"}); r["result"] != "ok" {
+		t.Fatalf("delete on router 1: %v", r)
+	}
+	want := b.sessions()
+	if len(want) != 1 {
+		t.Fatalf("router 1 has %d sessions after the delete, want 1", len(want))
+	}
+	waitFor(t, 5*time.Second, "the demoted router to follow router 1's calls", func() bool {
+		return slices.Equal(a.sessions(), want)
+	}, func() string { return "sessions " + joinIDs(a.sessions()) + ", want " + joinIDs(want) })
+
+	// And back: router 0's keepalived returns (nopreempt: as backup), then
+	// router 1's stops.
+	up2, down2 := startStream(caller2.rtp, toA2), startStream(callee2.rtp, toB2)
+	defer up2.close()
+	defer down2.close()
+	caller, callee = caller2, callee2
+	flowing("the second call's media through router 1")
+	l.startKeepalived(0, 150)
+	time.Sleep(500 * time.Millisecond) // its first adverts: it stays backup
+	if ok, _ := l.p.Routers[0].Holds(context.Background(), l.p.IntVIP); ok {
+		t.Fatal("router 0 took the addresses back from a live router 1 (nopreempt)")
+	}
+	l.stopKeepalived(1)
+	l.waitHolds(0, 5*time.Second)
+	a.waitStatus("active", true, 5*time.Second)
+	b.waitStatus("standby", true, 5*time.Second)
+	flowing("the second call's media through router 0, which only followed it")
+	if r := l.ng(map[string]any{"command": "query", "call-id": "switch-2", "from-tag": "alice"}); r["result"] != "ok" {
+		t.Fatalf("query of the followed call on router 0: %v", r)
+	}
+	if r := l.ng(map[string]any{"command": "query", "call-id": "switch-1", "from-tag": "alice"}); r["result"] == "ok" {
+		t.Errorf("router 0 still knows the call router 1 deleted: %v", r)
+	}
+	up2.close()
+	down2.close()
+	if r := l.ng(map[string]any{"command": "delete", "call-id": "switch-2", "from-tag": "alice"}); r["result"] != "ok" {
+		t.Fatalf("delete of the followed call on router 0: %v", r)
+	}
+	waitFor(t, 5*time.Second, "both routers to drop every session", func() bool {
+		return len(a.sessions()) == 0 && len(b.sessions()) == 0
+	})
+}
