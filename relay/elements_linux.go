@@ -136,6 +136,22 @@ func (w *elementWriter) commit(pre, del, gone, add elements) error {
 	return w.awaitAck(ackSeq)
 }
 
+// lookup asks the kernel for the elements of set s with the keys of els
+// (NFT_MSG_GETSETELEM without a dump): it answers each with the element,
+// or fails the request with ENOENT at the first it lacks (as it does when
+// the set itself is gone).
+func (w *elementWriter) lookup(s *nftables.Set, els []nftables.SetElement) error {
+	w.out = w.out[:0]
+	if err := w.elementMessage(unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETSETELEM, unix.NLM_F_REQUEST|unix.NLM_F_ACK, s, els); err != nil {
+		return fmt.Errorf("set %s: %w", s.Name, err)
+	}
+	seq := w.seq
+	if err := w.send(); err != nil {
+		return &netlink.OpError{Op: "send", Err: err}
+	}
+	return w.awaitAck(seq)
+}
+
 // message appends a message header and an nfgenmsg, and returns the
 // message's offset; its length covers just those until attributes follow
 // and the caller sets it again.
@@ -152,7 +168,7 @@ func (w *elementWriter) message(typ int, flags uint16, family uint8, resID uint1
 	return start
 }
 
-// elementMessage appends one NFT_MSG_{NEW,DEL}SETELEM message.
+// elementMessage appends one NFT_MSG_{NEW,DEL,GET}SETELEM message.
 func (w *elementWriter) elementMessage(typ int, flags uint16, s *nftables.Set, els []nftables.SetElement) error {
 	start := w.message(typ, flags, unix.NFPROTO_INET, 0)
 	w.stringAttr(unix.NFTA_SET_ELEM_LIST_TABLE, w.table)

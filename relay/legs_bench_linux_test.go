@@ -99,3 +99,27 @@ func BenchmarkKernelLegs(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkKernelElementsPresent measures what the table watch adds after
+// a foreign commit: looking up the elements of 64 sessions (the daemon's
+// sample) in a table of 100k.
+func BenchmarkKernelElementsPresent(b *testing.B) {
+	if testing.Short() {
+		b.Skip("short")
+	}
+	const n = 100000
+	_, fd := kernelNSB(b)
+	ctx := context.Background()
+	d := openKernel(b, fd).(*nftDataplane)
+	if err := d.Setup(ctx, sessionGates(n)); err != nil {
+		b.Fatal(err)
+	}
+	legs := sessionLegs(n)
+	installLegs(b, d, legs)
+	sample := legs[len(legs)/2 : len(legs)/2+64*4]
+	for b.Loop() {
+		if err := d.ElementsPresent(ctx, sample); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

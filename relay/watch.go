@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -32,12 +33,37 @@ const DefaultWatchInterval = 100 * time.Millisecond
 // (TableChecker), and only a table found broken calls Lost.
 //
 // Elements deleted by someone else from a table whose rules are intact
-// (`nft flush map`) are not noticed: telling them would need a listing of
-// every element.
+// (`nft flush map`) cannot be told from the generation or the rules, and
+// listing every element takes seconds at 100k sessions. So after such a
+// commit the watch also calls Elements, which looks up a sample of the
+// elements the sessions need (Manager.CheckSample with
+// ElementChecker.ElementsPresent): a flushed set lacks them all, a single
+// deleted element is found only if sampled.
 type TableWatch struct {
 	dp       Dataplane
 	interval time.Duration
+	// Elements, when set, is called after a foreign commit that left the
+	// rules intact. An error wrapping ErrElementsMissing is reported to
+	// lost like a broken table; any other is retried at the next tick.
+	Elements func(ctx context.Context) error
 }
+
+// ElementChecker is a Dataplane that can look elements up one by one,
+// which costs microseconds where a listing costs seconds. The Linux
+// dataplane is one.
+type ElementChecker interface {
+	// ElementsPresent looks up, in every set that legs put elements in, a
+	// few of those elements (ElementProbesPerSet), and returns an error
+	// wrapping ErrElementsMissing naming the first set that lacks one.
+	ElementsPresent(ctx context.Context, legs []Leg) error
+}
+
+// ElementProbesPerSet is how many of the elements legs put in a set
+// ElementsPresent looks up.
+const ElementProbesPerSet = 8
+
+// ErrElementsMissing: the table lacks elements its legs need.
+var ErrElementsMissing = errors.New("elements of the relay's sessions are missing")
 
 // NewTableWatch returns a watch over dp polling every interval (zero:
 // DefaultWatchInterval).
@@ -75,6 +101,15 @@ func (w *TableWatch) Run(ctx context.Context, lost func(ctx context.Context, why
 			broken = true
 			lost(ctx, err)
 			continue
+		}
+		if w.Elements != nil {
+			if err := w.Elements(ctx); err != nil {
+				broken = true // look again at the next tick
+				if errors.Is(err, ErrElementsMissing) {
+					lost(ctx, err)
+				}
+				continue
+			}
 		}
 		broken = false
 	}

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +101,72 @@ func TestTableWatchEndsAtOnceWithoutAChecker(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// After a foreign commit that left the rules intact, the watch asks
+// Elements: missing elements are reported to lost like a broken table; an
+// error reading them is not, and the watch asks again at the next tick.
+func TestTableWatchLooksUpElementsAfterForeignCommits(t *testing.T) {
+	t.Parallel()
+	dp := &checked{Memory: relaytest.NewMemory()}
+	var mu sync.Mutex
+	var answer error
+	asked := 0
+	w := relay.NewTableWatch(dp, time.Millisecond)
+	w.Elements = func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		asked++
+		return answer
+	}
+	// setAnswer sets what the look-ups answer from now on and returns how
+	// many there were so far.
+	setAnswer := func(err error) int {
+		mu.Lock()
+		defer mu.Unlock()
+		answer = err
+		return asked
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	lost := make(chan error, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- w.Run(ctx, func(_ context.Context, why error) {
+			setAnswer(nil) // repaired
+			lost <- why
+		})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if err := dp.Setup(context.Background(), nil); err != nil { // own commits only
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := setAnswer(errors.New("netlink: timeout")); n > 1 {
+		t.Errorf("elements looked up %d times with only own commits, want at most once", n)
+	}
+	before := setAnswer(errors.New("netlink: timeout"))
+	dp.Foreign()
+	time.Sleep(50 * time.Millisecond)
+	if n := setAnswer(fmt.Errorf("set dnat4: %w", relay.ErrElementsMissing)); n < before+2 {
+		t.Errorf("a failed look-up was tried %d times in 50 ticks, want again at the next ticks", n-before)
+	}
+	select {
+	case why := <-lost:
+		t.Fatalf("lost called for a failed look-up: %v", why)
+	default:
+	}
+	select {
+	case why := <-lost:
+		if !errors.Is(why, relay.ErrElementsMissing) {
+			t.Errorf("lost called with %v, want %v", why, relay.ErrElementsMissing)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("lost not called for missing elements")
 	}
 }

@@ -3,6 +3,8 @@ package switchboard
 import (
 	"context"
 	"fmt"
+
+	"github.com/nftrtpproxy/nftrtpproxy/relay"
 )
 
 // Reinstall puts the table and every session's legs back after someone
@@ -37,4 +39,29 @@ func (m *Manager) Reinstall(ctx context.Context, why error) (int, error) {
 	m.log.Warn("relay table was removed or changed by someone else; reinstalled it",
 		"why", why, "sessions", len(m.sessions), "legs_added", len(repair.Add), "legs_removed", len(repair.Remove))
 	return len(repair.Add), nil
+}
+
+// CheckSample calls check with the installed legs of up to n sessions
+// (which ones is Go's map order), with the lock held and no change in
+// flight, so that the kernel holds exactly those legs meanwhile. The table
+// watch looks them up after a foreign commit (relay.ElementChecker): a set
+// someone flushed lacks them, and Reinstall puts them back. With no
+// session there is nothing to look up and check is not called.
+func (m *Manager) CheckSample(ctx context.Context, n int, check func(context.Context, []relay.Leg) error) error {
+	m.lockSettled()
+	defer m.mu.Unlock()
+	var legs []relay.Leg
+	for _, e := range m.sessions {
+		if n <= 0 {
+			break
+		}
+		if l := m.installed(e); l != nil {
+			legs = append(legs, l...)
+			n--
+		}
+	}
+	if len(legs) == 0 {
+		return nil
+	}
+	return check(ctx, legs)
 }

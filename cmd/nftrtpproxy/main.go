@@ -322,10 +322,22 @@ func startFrontends(ctx context.Context, g *errgroup.Group, d *frontendDeps) err
 	return nil
 }
 
+// elementSample is how many sessions' elements the table watch looks up
+// after a foreign commit: enough that every set some session uses is
+// likely among them, few enough that the look-ups (a handful of netlink
+// requests under the Manager's lock) cost well under a millisecond.
+const elementSample = 64
+
 // watchTable puts the relay's table and sessions back whenever someone
-// else removes or changes it (relay.TableWatch).
+// else removes or changes it (relay.TableWatch), or flushes a set the
+// sessions need: after a foreign commit it looks up the elements of a
+// sample of sessions.
 func watchTable(ctx context.Context, dp relay.Dataplane, mgr *switchboard.Manager, log *slog.Logger) error {
-	return relay.NewTableWatch(dp, 0).Run(ctx, func(ctx context.Context, why error) {
+	w := relay.NewTableWatch(dp, 0)
+	if ec, ok := dp.(relay.ElementChecker); ok {
+		w.Elements = func(ctx context.Context) error { return mgr.CheckSample(ctx, elementSample, ec.ElementsPresent) }
+	}
+	return w.Run(ctx, func(ctx context.Context, why error) {
 		if _, err := mgr.Reinstall(ctx, why); err != nil {
 			log.Error("reinstalling the relay table failed; retrying", "why", why, "err", err)
 		}
