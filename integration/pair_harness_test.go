@@ -201,6 +201,17 @@ func (l *pairLab) stopKeepalived(i int) {
 	_ = k.cmd.Wait()
 }
 
+// switchOver hands the floating addresses from router from to router to
+// by stopping from's keepalived cleanly, and waits until to's daemon is
+// active and from's a standby in sync: both daemons keep running.
+func (l *pairLab) switchOver(from, to int) {
+	l.t.Helper()
+	l.stopKeepalived(from)
+	l.waitHolds(to, 5*time.Second)
+	l.daemons[to].waitStatus("active", true, 5*time.Second)
+	l.daemons[from].waitStatus("standby", true, 5*time.Second)
+}
+
 // reboot brings router i back as after a power cycle: no floating
 // address left on it, links up.
 func (l *pairLab) reboot(i int) {
@@ -362,6 +373,17 @@ func (l *pairLab) ng(req map[string]any) map[string]any {
 		l.t.Fatalf("ng reply %q: %v", buf[:n], err)
 	}
 	return out
+}
+
+// ngOK is ng for a request that must succeed: the test fails with the
+// reply otherwise.
+func (l *pairLab) ngOK(req map[string]any) map[string]any {
+	l.t.Helper()
+	r := l.ng(req)
+	if r["result"] != "ok" {
+		l.t.Fatalf("ng %v of call %v: %v", req["command"], req["call-id"], r)
+	}
+	return r
 }
 
 var mediaPort = regexp.MustCompile(`m=audio (\d+) `)

@@ -73,12 +73,8 @@ func TestPairKeepsMediaWhenTheActiveRouterDies(t *testing.T) {
 
 	b := l.daemons[1]
 	b.waitStatus("active", true, 5*time.Second)
-	if q := l.ng(map[string]any{"command": "query", "call-id": "pair-1", "from-tag": "alice"}); q["result"] != "ok" {
-		t.Fatalf("query on the new active router: %v", q)
-	}
-	if d := l.ng(map[string]any{"command": "delete", "call-id": "pair-1", "from-tag": "alice"}); d["result"] != "ok" {
-		t.Fatalf("delete on the new active router: %v", d)
-	}
+	l.ngOK(map[string]any{"command": "query", "call-id": "pair-1", "from-tag": "alice"})
+	l.ngOK(map[string]any{"command": "delete", "call-id": "pair-1", "from-tag": "alice"})
 	time.Sleep(100 * time.Millisecond) // packets in flight at the delete
 	caller.rtpR.Reset()
 	callee.rtpR.Reset()
@@ -173,14 +169,9 @@ func TestPairSwitchesOverAndBackWithoutACrash(t *testing.T) {
 	}
 	flowing("media both ways through router 0")
 
-	l.stopKeepalived(0)
-	l.waitHolds(1, 5*time.Second)
-	b.waitStatus("active", true, 5*time.Second)
-	a.waitStatus("standby", true, 5*time.Second)
+	l.switchOver(0, 1)
 	flowing("media both ways through router 1 after the switch-over")
-	if r := l.ng(map[string]any{"command": "query", "call-id": "switch-1", "from-tag": "alice"}); r["result"] != "ok" {
-		t.Fatalf("query on router 1 after the switch-over: %v", r)
-	}
+	l.ngOK(map[string]any{"command": "query", "call-id": "switch-1", "from-tag": "alice"})
 
 	// A call only router 1 set up, and the first call's end: the demoted
 	// router follows both.
@@ -189,9 +180,7 @@ func TestPairSwitchesOverAndBackWithoutACrash(t *testing.T) {
 	toA2, toB2 := l.call("switch-2", caller2.addr, callee2.addr)
 	up.close()
 	down.close()
-	if r := l.ng(map[string]any{"command": "delete", "call-id": "switch-1", "from-tag": "alice"}); r["result"] != "ok" {
-		t.Fatalf("delete on router 1: %v", r)
-	}
+	l.ngOK(map[string]any{"command": "delete", "call-id": "switch-1", "from-tag": "alice"})
 	want := b.sessions()
 	if len(want) != 1 {
 		t.Fatalf("router 1 has %d sessions after the delete, want 1", len(want))
@@ -212,22 +201,15 @@ func TestPairSwitchesOverAndBackWithoutACrash(t *testing.T) {
 	if ok, _ := l.p.Routers[0].Holds(context.Background(), l.p.IntVIP); ok {
 		t.Fatal("router 0 took the addresses back from a live router 1 (nopreempt)")
 	}
-	l.stopKeepalived(1)
-	l.waitHolds(0, 5*time.Second)
-	a.waitStatus("active", true, 5*time.Second)
-	b.waitStatus("standby", true, 5*time.Second)
+	l.switchOver(1, 0)
 	flowing("the second call's media through router 0, which only followed it")
-	if r := l.ng(map[string]any{"command": "query", "call-id": "switch-2", "from-tag": "alice"}); r["result"] != "ok" {
-		t.Fatalf("query of the followed call on router 0: %v", r)
-	}
+	l.ngOK(map[string]any{"command": "query", "call-id": "switch-2", "from-tag": "alice"})
 	if r := l.ng(map[string]any{"command": "query", "call-id": "switch-1", "from-tag": "alice"}); r["result"] == "ok" {
 		t.Errorf("router 0 still knows the call router 1 deleted: %v", r)
 	}
 	up2.close()
 	down2.close()
-	if r := l.ng(map[string]any{"command": "delete", "call-id": "switch-2", "from-tag": "alice"}); r["result"] != "ok" {
-		t.Fatalf("delete of the followed call on router 0: %v", r)
-	}
+	l.ngOK(map[string]any{"command": "delete", "call-id": "switch-2", "from-tag": "alice"})
 	waitFor(t, 5*time.Second, "both routers to drop every session", func() bool {
 		return len(a.sessions()) == 0 && len(b.sessions()) == 0
 	})
