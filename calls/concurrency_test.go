@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -66,6 +67,13 @@ func (g gatedSessions) Alloc(ctx context.Context, r switchboard.AllocRequest) (*
 	return g.Sessions.Alloc(ctx, r)
 }
 
+func (g gatedSessions) AllocPorts(ctx context.Context, r switchboard.AllocRequest, a, b uint16) (*switchboard.Session, error) {
+	if err := g.wait(ctx, r.Labels); err != nil {
+		return nil, err
+	}
+	return g.Sessions.AllocPorts(ctx, r, a, b)
+}
+
 // Every protocol whose requests hold only their own call's lock: a request
 // of one call that waits must not hold up the requests of another.
 func TestRequestsOfDifferentCallsRunTogether(t *testing.T) {
@@ -81,6 +89,15 @@ func TestRequestsOfDifferentCallsRunTogether(t *testing.T) {
 		{RTPProxy, func(c *Calls, ctx context.Context, callID, peer string) error {
 			_, err := c.StreamOffer(ctx, StreamRequest{CallID: callID, Creator: "a", From: "a", Media: media(peer + ":4000"),
 				Bridge: Bridge{From: "external", To: "internal"}})
+			return err
+		}},
+		{LRKProxy, func(c *Calls, ctx context.Context, callID, peer string) error {
+			port := uint16(30100)
+			if callID != "slow" {
+				port = 30102
+			}
+			_, err := c.SetPair(ctx, PairRequest{CallID: callID, Switchboard: "edge", PortA: port, PortB: port,
+				A: switchboard.Endpoint{RTP: media(peer + ":4000")}})
 			return err
 		}},
 		{MediaProxy, func(c *Calls, ctx context.Context, callID, peer string) error {
@@ -252,6 +269,53 @@ func TestEveryProtocolUnderConcurrentRequests(t *testing.T) {
 		// after their requests failed.
 		eventually(t, string(p)+" calls left", func() bool { c, s := f.calls.CountOf(p); return c == 0 && s == 0 })
 	}
+	if l := f.mgr.List(); len(l) != 0 {
+		t.Errorf("%d sessions left in the manager, want none", len(l))
+	}
+}
+
+// Calls of lrkproxy taking one port pair from each other, every holder
+// idle: a takeover ends another call, whose lock it must take without
+// waiting for it. Run with -race; nothing deadlocks, and every call ends
+// with no trace.
+func TestPairTakeoversUnderConcurrentRequests(t *testing.T) {
+	f := newFixture(t, t.TempDir(), relaytest.NewMemory())
+	f.follow(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var took atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("takeover-%d", w)
+			for range 50 {
+				res, err := f.calls.SetPair(ctx, PairRequest{CallID: id, Switchboard: "edge", PortA: 30200, PortB: 30200,
+					IdleSince: time.Now().Add(time.Hour)}) // every holder is idle
+				switch {
+				case err == nil:
+					took.Add(int64(len(res.Ended)))
+				case errors.Is(err, ErrPairHeld) || errors.Is(err, switchboard.ErrPortInUse):
+				default:
+					t.Errorf("call %s: %v", id, err)
+					return
+				}
+				time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond) // the holder idles between requests
+			}
+			if _, err := f.calls.DeletePair(ctx, id); err != nil {
+				t.Errorf("delete %s: %v", id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatal("the takeovers did not finish in 20 s")
+	}
+	if took.Load() == 0 {
+		t.Error("no call took another's pair over")
+	}
+	eventually(t, "lrkproxy calls left", func() bool { c, s := f.calls.CountOf(LRKProxy); return c == 0 && s == 0 })
 	if l := f.mgr.List(); len(l) != 0 {
 		t.Errorf("%d sessions left in the manager, want none", len(l))
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/nftrtpproxy/nftrtpproxy/switchboard"
@@ -42,7 +43,7 @@ type PairResult struct {
 
 // pairOf returns the dialog of a pair call, nil if none.
 func (c *Calls) pairOf(k key) (*call, *dialog) {
-	cl := c.calls[k]
+	cl := c.lookup(k)
 	if cl == nil || len(cl.dialogs) == 0 {
 		return cl, nil
 	}
@@ -54,24 +55,27 @@ func (c *Calls) pairOf(k key) (*call, *dialog) {
 // ones) move the call to a new session and end the old one. A pair that a
 // call ended meanwhile is installed again.
 func (c *Calls) SetPair(ctx context.Context, r PairRequest) (*PairResult, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	k := key{LRKProxy, r.CallID}
+	defer c.lockCall(k)()
 	cl, old := c.pairOf(k)
 	if old != nil {
 		s, err := c.sessions.Get(old.sessions[0])
 		if err == nil && s.GateA.Port() == r.PortA && s.GateB.Port() == r.PortB {
 			s, err = c.sessions.Update(ctx, s.ID, switchboard.UpdateRequest{A: known(r.A), B: known(r.B)})
 			if err == nil {
+				c.mu.Lock()
 				old.lastSignal = c.now()
+				c.mu.Unlock()
 			}
 			if !errors.Is(err, switchboard.ErrNotFound) {
 				return &PairResult{Session: s}, err
 			}
 		}
 		if errors.Is(err, switchboard.ErrNotFound) {
+			c.mu.Lock()
 			old.sessions[0] = "" // ended meanwhile (media timeout): install it again
 			c.dropDead(cl)
+			c.mu.Unlock()
 			old = nil
 		}
 	}
@@ -84,12 +88,16 @@ func (c *Calls) SetPair(ctx context.Context, r PairRequest) (*PairResult, error)
 	res.Session = s
 	if cl, old = c.pairOf(k); old != nil {
 		ids := liveIDs(old)
-		if err := c.deleteSessions(ctx, old); err == nil {
+		if err := c.endDialog(ctx, old); err == nil {
 			res.Ended = append(res.Ended, ids...)
 		}
+		c.mu.Lock()
 		c.dropDead(cl)
+		c.mu.Unlock()
 	}
 	d.sessions, d.lastSignal = []string{s.ID}, c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	cl = c.callOf(k)
 	cl.dialogs = append(cl.dialogs, d)
 	c.add(cl)
@@ -109,6 +117,11 @@ func known(e switchboard.Endpoint) *switchboard.Endpoint {
 // is the request's own or idle (IdleSince); held by a call that may be
 // going on, or by another protocol's session, it is refused. The holders
 // are all checked before any is ended.
+//
+// A holder is another call, whose lock the request must hold to end it.
+// It takes it only if free (TryLock): waiting for it while holding its
+// own could deadlock with a request of the holder taking this call's
+// ports, and a call whose request is under way is going on anyway.
 func (c *Calls) allocPair(ctx context.Context, k key, d *dialog, r PairRequest, res *PairResult) (*switchboard.Session, error) {
 	ar := switchboard.AllocRequest{Switchboard: r.Switchboard, A: r.A, B: r.B, Labels: d.labels(k, 0)}
 	s, err := c.sessions.AllocPorts(ctx, ar, r.PortA, r.PortB)
@@ -119,11 +132,29 @@ func (c *Calls) allocPair(ctx context.Context, k key, d *dialog, r PairRequest, 
 	if sb == nil {
 		return nil, err
 	}
+	own := c.stripe(k)
+	locked := map[uint64]bool{own: true} // the call locks held
+	defer func() {
+		for i := range locked {
+			if i != own {
+				c.callLocks[i].Unlock()
+			}
+		}
+	}()
 	var holders []*call
 	for _, g := range []netip.AddrPort{netip.AddrPortFrom(sb.A.Addr, r.PortA), netip.AddrPortFrom(sb.B.Addr, r.PortB)} {
 		holder := c.pairHolder(g)
-		if holder == nil {
+		if holder == nil || slices.Contains(holders, holder) {
 			continue
+		}
+		if i := c.stripe(holder.key); !locked[i] {
+			if !c.callLocks[i].TryLock() {
+				return nil, fmt.Errorf("call %q: %s: %w (its request is under way)", holder.id, g, ErrPairHeld)
+			}
+			locked[i] = true
+			if c.lookup(holder.key) != holder { // ended before its lock was ours
+				continue
+			}
 		}
 		if holder.id != k.id {
 			if live, lerr := c.pairInUse(ctx, holder, r.IdleSince); lerr != nil || live {
@@ -135,17 +166,21 @@ func (c *Calls) allocPair(ctx context.Context, k key, d *dialog, r PairRequest, 
 	for _, h := range holders {
 		for _, hd := range h.dialogs {
 			ids := liveIDs(hd)
-			if err := c.deleteSessions(ctx, hd); err == nil {
+			if err := c.endDialog(ctx, hd); err == nil {
 				res.Ended = append(res.Ended, ids...)
 			}
 		}
+		c.mu.Lock()
 		c.dropDead(h)
+		c.mu.Unlock()
 	}
 	return c.sessions.AllocPorts(ctx, ar, r.PortA, r.PortB)
 }
 
 // pairHolder finds the pair call whose session has gate port g.
 func (c *Calls) pairHolder(g netip.AddrPort) *call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	for k, cl := range c.calls {
 		if k.proto != LRKProxy {
 			continue
@@ -190,17 +225,19 @@ func (c *Calls) pairInUse(ctx context.Context, cl *call, idleSince time.Time) (b
 // error (lrkproxy's D is repeated for every hangup and CANCEL); found says
 // whether there was one.
 func (c *Calls) DeletePair(ctx context.Context, callID string) (found bool, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cl := c.calls[key{LRKProxy, callID}]
+	k := key{LRKProxy, callID}
+	defer c.lockCall(k)()
+	cl := c.lookup(k)
 	if cl == nil {
 		return false, nil
 	}
 	for _, d := range cl.dialogs {
-		if derr := c.deleteSessions(ctx, d); derr != nil {
+		if derr := c.endDialog(ctx, d); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.dropDead(cl)
 	return true, err
 }

@@ -60,16 +60,13 @@ const (
 // use.
 //
 // Locking: mu guards the table (calls, created) and every call's data.
-// A request of ng, rtpproxy or mediaproxy also holds its call's lock
-// (lockCall) from start to end, and takes mu only to look its call up and
-// to write it: every writer of a call's data holds both, so the holder of
-// a call's lock reads it without mu, and the session engine's work (SDP,
-// the kernel, the journal) runs without mu, in parallel with the requests
-// of other calls. lrkproxy's requests hold mu throughout instead: taking
-// over a port pair ends other calls of the protocol, whose locks a request
-// cannot take in order while it holds its own; its calls are written only
-// under mu, so the holders of their locks (SessionEnded) read them under
-// mu too.
+// A request also holds its call's lock (lockCall) from start to end, and
+// takes mu only to look its call up and to write it: every writer of a
+// call's data holds both, so the holder of a call's lock reads it without
+// mu, and the session engine's work (SDP, the kernel, the journal) runs
+// without mu, in parallel with the requests of other calls. A request that
+// must end another call (lrkproxy taking over an idle call's port pair)
+// takes that call's lock only if it is free (allocPair).
 type Calls struct {
 	sessions Sessions
 	sdp      SDP
@@ -227,14 +224,9 @@ func (c *Calls) dropDead(cl *call) {
 	}
 }
 
-// deleteSessions ends the sessions of d; an ended one is not an error.
-// The streams it ended are cleared. Called with c.mu held (lrkproxy).
-func (c *Calls) deleteSessions(ctx context.Context, d *dialog) error {
-	return c.endSessions(ctx, d, func(i int) { d.sessions[i] = "" })
-}
-
-// endDialog is deleteSessions for the holder of its call's lock: the
-// kernel work runs without c.mu, which it takes to clear each stream.
+// endDialog ends the sessions of d, for the holder of its call's lock; an
+// ended one is not an error. The kernel work runs without c.mu, which it
+// takes to clear each stream it ended.
 func (c *Calls) endDialog(ctx context.Context, d *dialog) error {
 	return c.endSessions(ctx, d, func(i int) {
 		c.mu.Lock()
