@@ -40,6 +40,9 @@ type elementWriter struct {
 	write, read func(fd uintptr) bool
 	n           int
 	err         error
+	// answer holds the attributes of the last element answer to a
+	// look-up, empty if none came.
+	answer []byte
 }
 
 // answerBuffer holds any answer to a batch: acknowledgements and errors,
@@ -152,6 +155,65 @@ func (w *elementWriter) lookup(s *nftables.Set, els []nftables.SetElement) error
 	return w.awaitAck(seq)
 }
 
+// lookupValue asks the kernel for the element of map s with key, and
+// returns its value; found is false when the map has no such element.
+func (w *elementWriter) lookupValue(s *nftables.Set, key []byte) (val []byte, found bool, err error) {
+	err = w.lookup(s, []nftables.SetElement{{Key: key}})
+	if errors.Is(err, unix.ENOENT) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if len(w.answer) == 0 {
+		return nil, false, fmt.Errorf("set %s: the kernel answered a look-up without the element", s.Name)
+	}
+	val, err = elementData(w.answer)
+	return val, err == nil, err
+}
+
+// elementData is the value of the one element in a NFT_MSG_NEWSETELEM
+// message's attributes (after its nfgenmsg).
+func elementData(attrs []byte) ([]byte, error) {
+	ad, err := netlink.NewAttributeDecoder(attrs)
+	if err != nil {
+		return nil, err
+	}
+	var val []byte
+	for ad.Next() {
+		if ad.Type() != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
+			continue
+		}
+		ad.Nested(func(list *netlink.AttributeDecoder) error {
+			for list.Next() {
+				list.Nested(func(el *netlink.AttributeDecoder) error {
+					for el.Next() {
+						if el.Type() == unix.NFTA_SET_ELEM_DATA {
+							el.Nested(func(d *netlink.AttributeDecoder) error {
+								for d.Next() {
+									if d.Type() == unix.NFTA_DATA_VALUE {
+										val = d.Bytes()
+									}
+								}
+								return nil
+							})
+						}
+					}
+					return nil
+				})
+			}
+			return nil
+		})
+	}
+	if err := ad.Err(); err != nil {
+		return nil, err
+	}
+	if val == nil {
+		return nil, errors.New("element without a value")
+	}
+	return val, nil
+}
+
 // message appends a message header and an nfgenmsg, and returns the
 // message's offset; its length covers just those until attributes follow
 // and the caller sets it again.
@@ -254,6 +316,7 @@ func (w *elementWriter) readIn(fd uintptr) bool {
 // awaitAck reads answers until the acknowledgement of message seq; an error
 // answer before it fails the batch.
 func (w *elementWriter) awaitAck(seq uint32) error {
+	w.answer = w.answer[:0]
 	for {
 		cerr := w.raw.Read(w.read)
 		if err := errors.Join(cerr, w.err); err != nil {
@@ -266,6 +329,9 @@ func (w *elementWriter) awaitAck(seq uint32) error {
 			}
 			typ := binary.NativeEndian.Uint16(b[4:])
 			mseq := binary.NativeEndian.Uint32(b[8:])
+			if typ == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWSETELEM && mseq == seq && l >= nlmsgHeaderLen+nfgenLen {
+				w.answer = append(w.answer[:0], b[nlmsgHeaderLen+nfgenLen:l]...) // a look-up's element
+			}
 			if typ == unix.NLMSG_ERROR && l >= nlmsgHeaderLen+4 {
 				if code := int32(binary.NativeEndian.Uint32(b[nlmsgHeaderLen:])); code != 0 {
 					return &netlink.OpError{Op: "receive", Err: unix.Errno(-code), Message: extAckText(b[:l])}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -114,12 +115,43 @@ func touchesLearned(b Batch) bool {
 }
 
 // Learned reads both learned maps: the source each leg learned.
-func (d *nftDataplane) Learned(ctx context.Context) (map[uint32]netip.AddrPort, error) {
+func (d *nftDataplane) Learned(ctx context.Context, marks ...uint32) (map[uint32]netip.AddrPort, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(marks) > 0 {
+		out, err := d.learnedOf(marks)
+		if err != nil {
+			return nil, opError("look up learned sources", err)
+		}
+		return out, nil
+	}
 	out, err := d.learnedSources()
 	if err != nil {
 		return nil, opError("read learned sources", err)
+	}
+	return out, nil
+}
+
+// learnedOf looks up the learned source of each of marks in both
+// families' learned maps, one request per mark and map. Called with d.mu
+// held.
+func (d *nftDataplane) learnedOf(marks []uint32) (map[uint32]netip.AddrPort, error) {
+	out := make(map[uint32]netip.AddrPort, len(marks))
+	for _, m := range marks {
+		key := binary.NativeEndian.AppendUint32(nil, m)
+		for _, f := range d.obj.families {
+			val, found, err := d.el.lookupValue(f.learned, key)
+			if err != nil {
+				return nil, fmt.Errorf("set %s: %w", f.learned.Name, err)
+			}
+			if !found {
+				continue
+			}
+			if out[m], err = parseEndpoint(val, int(f.addrLen)); err != nil {
+				return nil, fmt.Errorf("set %s: %w", f.learned.Name, err)
+			}
+			break
+		}
 	}
 	return out, nil
 }

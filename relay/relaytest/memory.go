@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 
@@ -152,22 +153,42 @@ func (m *Memory) applyLearned(b relay.Batch) {
 }
 
 // KernelLearns models the kernel's learning rule: a new flow from src
-// accepted by the learning leg mark. The first writer stays.
+// accepted by the learning leg mark (a guarded leg accepts only its
+// learning sources). The first writer stays.
 func (m *Memory) KernelLearns(mark uint32, src netip.AddrPort) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if l, ok := m.legs[mark]; ok && l.Learn {
-		if _, taken := m.learned[mark]; !taken {
-			m.learned[mark] = src
-		}
+	l, ok := m.legs[mark]
+	if !ok || !l.Learn || l.Guard && !slices.Contains(l.Allowed[:], src.Addr().Unmap()) {
+		return
+	}
+	if _, taken := m.learned[mark]; !taken {
+		m.learned[mark] = src
 	}
 }
 
-// Learned returns the modelled learned sources.
-func (m *Memory) Learned(ctx context.Context) (map[uint32]netip.AddrPort, error) {
+// NewFlow models a new flow's first packet going through the kernel's
+// rules (KernelLearns) and returns f, the flow its conntrack event
+// reports: a test hands it to the Manager as that event.
+func (m *Memory) NewFlow(f relay.Flow) relay.Flow {
+	m.KernelLearns(f.Mark, f.Src)
+	return f
+}
+
+// Learned returns the modelled learned sources, of marks if any given.
+func (m *Memory) Learned(ctx context.Context, marks ...uint32) (map[uint32]netip.AddrPort, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return maps.Clone(m.learned), nil
+	if len(marks) == 0 {
+		return maps.Clone(m.learned), nil
+	}
+	out := map[uint32]netip.AddrPort{}
+	for _, mk := range marks {
+		if src, ok := m.learned[mk]; ok {
+			out[mk] = src
+		}
+	}
+	return out, nil
 }
 
 var (
@@ -264,8 +285,14 @@ func (m *Memory) Lookup(ctx context.Context, flows ...relay.Flow) ([]relay.Flow,
 	return out, nil
 }
 
-// Inject delivers f to the running Watch as a new-flow event.
-func (m *Memory) Inject(f relay.Flow) { m.events <- f }
+// Inject delivers f to the running Watch as its conntrack event: a new
+// flow's first packet went through the kernel's rules first (NewFlow).
+func (m *Memory) Inject(f relay.Flow) {
+	if !f.Ended {
+		m.NewFlow(f)
+	}
+	m.events <- f
+}
 
 // Watch delivers injected flows to fn until ctx is done.
 func (m *Memory) Watch(ctx context.Context, fn func(relay.Flow)) error {
