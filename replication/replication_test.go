@@ -165,7 +165,7 @@ func TestStandbyFollowsEveryChange(t *testing.T) {
 	gone := l.alloc(t, "192.0.2.11:4000")
 	l.waitInSync(t)
 	mark := relay.Mark(4*s.Index + 2) // b-side RTP, from another port (NAT): learned at once
-	l.active.m.Learn(relay.Flow{Mark: mark, Src: netip.MustParseAddrPort("10.0.0.77:9000"), Dst: s.GateB})
+	l.active.m.Learn(l.active.mem.NewFlow(relay.Flow{Mark: mark, Src: netip.MustParseAddrPort("10.0.0.77:9000"), Dst: s.GateB}))
 	if err := l.active.m.Delete(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}

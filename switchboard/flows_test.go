@@ -39,8 +39,8 @@ func TestLateFlowOfAChangedLegIsDeletedWhenSeen(t *testing.T) {
 	late.Peer = ap("10.0.0.10:5000")
 	current := late // its successor, after late was deleted
 	current.Peer = ap("10.0.0.11:6000")
-	h.m.Learn(late)
-	h.m.Learn(current)
+	h.m.Learn(h.mem.NewFlow(late))
+	h.m.Learn(h.mem.NewFlow(current))
 	if diff := cmp.Diff([]relay.Flow{late}, h.mem.Deleted(), addrs); diff != "" {
 		t.Errorf("deleted flows (-want +got):\n%s", diff)
 	}
@@ -61,7 +61,7 @@ func TestFlowOfAGoneSessionIsDeletedWhenSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	late := flow(s, legBRTCP, "10.0.0.10:5001")
-	h.m.Learn(late)
+	h.m.Learn(h.mem.NewFlow(late))
 	// The media timeout's dump deletes what it finds stale as well.
 	dumped := flow(s, legARTP, "192.0.2.10:4000")
 	h.mem.SetFlows(dumped)
@@ -117,7 +117,7 @@ func TestUnknownFlowsAreFlushedByMark(t *testing.T) {
 	busy := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002"), B: ep("10.0.0.10:5002")})
 	flushed := len(h.mem.Flushed())
 	for i := range maxLegFlows + 1 {
-		h.m.Learn(flow(busy, legARTP, fmt.Sprintf("198.51.100.7:%d", 60000+i)))
+		h.m.Learn(h.mem.NewFlow(flow(busy, legARTP, fmt.Sprintf("198.51.100.7:%d", 60000+i))))
 	}
 	if err := h.m.Delete(ctx, busy.ID); err != nil {
 		t.Fatal(err)
@@ -132,7 +132,7 @@ func TestChangeStandsWhenItsStaleFlowsCannotBeDeleted(t *testing.T) {
 	h := newHarness(t, "")
 	ctx := context.Background()
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
-	h.m.Learn(flow(s, legARTP, "192.0.2.10:4000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legARTP, "192.0.2.10:4000")))
 	h.mem.FailFlowsNext()
 	got, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.11:6000")})
 	if err != nil {
@@ -162,10 +162,10 @@ func TestEndedFlowsCountersStayWithTheirSession(t *testing.T) {
 	h.mem.SetFlows(live)
 	ended := live
 	ended.Ended, ended.Packets, ended.Bytes = true, 20, 2000
-	h.m.Learn(ended)
+	h.m.Learn(h.mem.NewFlow(ended))
 	intoOtherGate := ended // not this leg's: its counters are not the session's
 	intoOtherGate.Dst = ap("192.0.2.1:30003")
-	h.m.Learn(intoOtherGate)
+	h.m.Learn(h.mem.NewFlow(intoOtherGate))
 	counted := func(when string) {
 		t.Helper()
 		d, err := h.m.Show(ctx, s.ID)
@@ -188,7 +188,7 @@ func TestEndedFlowsCountersStayWithTheirSession(t *testing.T) {
 	if err := h.m.Delete(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
-	h.m.Learn(ended) // of a session that is gone: ignored
+	h.m.Learn(h.mem.NewFlow(ended)) // of a session that is gone: ignored
 	if n := len(h.m.List()); n != 0 {
 		t.Errorf("%d sessions after the delete, want none", n)
 	}
@@ -208,7 +208,7 @@ func TestShowReadsTheWatchedFlowsByTupleWithoutWalkingTheTable(t *testing.T) {
 		}
 	}
 	seen := flow(s, legARTP, "192.0.2.10:4000")
-	h.m.Learn(seen)
+	h.m.Learn(h.mem.NewFlow(seen))
 	now := seen
 	now.Packets, now.Bytes = 7, 700
 	h.mem.SetFlows(now)

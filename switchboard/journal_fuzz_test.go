@@ -93,7 +93,7 @@ func seedJournals(f *testing.F) [][]byte {
 		if err != nil {
 			f.Fatal(err)
 		}
-		m.Learn(flow(b, legARTP, "192.0.2.99:7000"))
+		m.Learn(mem.NewFlow(flow(b, legARTP, "192.0.2.99:7000")))
 		if _, err := m.Update(ctx, a.ID, UpdateRequest{B: epp("10.0.0.10:5000"), Answer: true}); err != nil {
 			f.Fatal(err)
 		}

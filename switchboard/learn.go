@@ -79,12 +79,20 @@ func (m *Manager) scanFlows(ctx context.Context) bool {
 	return true
 }
 
-// dumped is what a scan knew when it began: the kernel's learned sources
-// and the Manager's change count; and the changes the scan itself made.
+// dumped is what a scan (or an event's look-up) knew when it began: the
+// kernel's learned sources and the Manager's change count; and the changes
+// the scan itself made.
 type dumped struct {
 	kernel map[uint32]netip.AddrPort
 	seq    uint64
 	own    map[*entry]uint64
+	event  bool // an event's view (Manager.eventView), not a scan's
+}
+
+// stale reports whether e changed since d began, other than by d's own
+// teaching: what d read of the kernel may predate the change.
+func (d *dumped) stale(e *entry) bool {
+	return d != nil && e.changed > d.seq && d.own[e] != e.changed
 }
 
 // teaches reports whether a dumped flow f of leg may teach e's side.
@@ -92,16 +100,16 @@ func (d *dumped) teaches(e *entry, leg relay.Leg, f relay.Flow) bool {
 	if d == nil {
 		return true
 	}
-	if e.changed > d.seq && d.own[e] != e.changed {
-		return false
-	}
-	return !leg.Learn || d.kernel[f.Mark] == f.Src
+	return !d.stale(e) && (!leg.Learn || d.kernel[f.Mark] == f.Src)
 }
 
 // taught records that the scan itself made e's last change, if it did
 // (teaches let it, so any later change of e is the scan's own).
 func (d *dumped) taught(e *entry) {
 	if d != nil && e.changed > d.seq {
+		if d.own == nil {
+			d.own = map[*entry]uint64{}
+		}
 		d.own[e] = e.changed
 	}
 }
@@ -113,30 +121,82 @@ func (d *dumped) taught(e *entry) {
 // that no longer matches its leg (it raced a change) is deleted; any other
 // is remembered for the leg's next change (flows.go). An ended flow's
 // counters are kept in its session (Session.Ended).
-func (m *Manager) Learn(f relay.Flow) { m.learnFrom(f, nil) }
+//
+// A leg that learns in the kernel is taught only the source the kernel
+// learned, looked up (outside the lock) for the event: an event handled
+// after an update re-pointed its side may be of a flow from before it,
+// which the kernel, whose learned source the update cleared, did not learn
+// from (DESIGN: learning in the packet path). Should the session change
+// while the look-up runs, it is done again.
+func (m *Manager) Learn(f relay.Flow) {
+	for range learnAttempts {
+		d := m.eventView(f)
+		if d == nil {
+			m.learnFrom(f, nil)
+			return
+		}
+		kernel, err := m.dp.Learned(context.Background(), f.Mark)
+		if err != nil {
+			m.log.Warn("looking up what the kernel learned failed; learning from the event", "mark", f.Mark, "err", err)
+			m.learnFrom(f, nil)
+			return
+		}
+		d.kernel = kernel
+		if m.learnFrom(f, d) {
+			return
+		}
+	}
+	m.log.Warn("a new flow's session kept changing while its learned source was looked up; not learned from it",
+		"mark", f.Mark, "source", f.Src)
+}
 
-// learnFrom is Learn for a flow that an event reported (d nil) or a scan
-// dumped.
-func (m *Manager) learnFrom(f relay.Flow, d *dumped) {
+// learnAttempts bounds how often Learn looks the kernel up for one event.
+const learnAttempts = 3
+
+// eventView returns, for an event whose flow may teach a leg that learns
+// in the kernel, a view to fill with the kernel's learned source: the
+// Manager's change count now. It is nil for any other event.
+func (m *Manager) eventView(f relay.Flow) *dumped {
+	m.lockSettled()
+	defer m.mu.Unlock()
+	idx, _, _ := legSide(f.Mark)
+	e := m.byIndex[idx]
+	if f.Ended || !f.Src.IsValid() || e == nil {
+		return nil
+	}
+	if leg, ok := m.installedLeg(e, legOf(f.Mark)); !ok || !leg.Learn || f.Dst != leg.Gate {
+		return nil
+	}
+	return &dumped{seq: m.changes, event: true}
+}
+
+// learnFrom is Learn for a flow that an event reported (d nil, or the
+// view of eventView) or a scan dumped. It reports false when d is an
+// event's view and the session changed since it began: the event is to be
+// looked at again.
+func (m *Manager) learnFrom(f relay.Flow, d *dumped) bool {
 	m.lockSettled()
 	defer m.mu.Unlock()
 	idx, sideA, rtcp := legSide(f.Mark)
 	e := m.byIndex[idx]
 	if !f.Src.IsValid() {
-		return
+		return true
 	}
 	if f.Ended {
 		m.ended(e, f)
-		return
+		return true
 	}
 	leg, ok := m.installedLeg(e, legOf(f.Mark))
 	if !ok || f.Dst != leg.Gate {
 		m.deleteStale([]relay.Flow{f}) // a flow of a previous owner of this mark
-		return
+		return true
 	}
 	if lock := leg.Lock; (lock.IsValid() && lock != f.Src) || (leg.Guard && !slices.Contains(leg.Allowed[:], f.Src.Addr().Unmap())) {
 		m.dropStranger(e, f)
-		return
+		return true
+	}
+	if d != nil && d.event && d.stale(e) {
+		return false // what the look-up read may predate the change
 	}
 	if d.teaches(e, leg, f) {
 		m.learn(e, f, sideA, rtcp)
@@ -145,6 +205,7 @@ func (m *Manager) learnFrom(f relay.Flow, d *dumped) {
 	if m.observe(f) {
 		m.deleteStale([]relay.Flow{f})
 	}
+	return true
 }
 
 // learn takes f's source as its side's address if that side is learning.

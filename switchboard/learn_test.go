@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ func TestLearningTakesTheFirstSourceWithinTheWindow(t *testing.T) {
 			h := newHarnessLearning(t, LearnAny, "")
 			s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 			h.clk.advance(9 * time.Second) // the window is 10 s
-			h.m.Learn(flow(s, tc.leg, "198.51.100.7:61000"))
+			h.m.Learn(h.mem.NewFlow(flow(s, tc.leg, "198.51.100.7:61000")))
 			if got := h.leg(t, s, opposite(tc.leg)); got.Peer != ap("198.51.100.7:61000") {
 				t.Errorf("the opposite leg sends to %s, want the learned source", got.Peer)
 			}
@@ -40,7 +41,7 @@ func TestLearningTakesTheFirstSourceWithinTheWindow(t *testing.T) {
 			}
 			legs, learned := legsOf(t, h.mem), h.get(t, s.ID)
 			stranger := flow(s, tc.leg, "203.0.113.9:1234")
-			h.m.Learn(stranger)
+			h.m.Learn(h.mem.NewFlow(stranger))
 			if diff := cmp.Diff([]relay.Flow{stranger}, h.mem.Deleted(), addrs); diff != "" {
 				t.Errorf("the second source's flow is deleted (-want +got):\n%s", diff)
 			}
@@ -61,7 +62,7 @@ func TestLearningFindsAnUnsignalledPeer(t *testing.T) {
 	if got := h.leg(t, s, legBRTP); got.Peer.IsValid() {
 		t.Fatalf("b-rtp sends to %s before a is known", got.Peer)
 	}
-	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legARTP, "198.51.100.7:61000")))
 	if got := h.leg(t, s, legBRTP); got.Peer != ap("198.51.100.7:61000") {
 		t.Errorf("b-rtp sends to %s, want the learned a", got.Peer)
 	}
@@ -74,7 +75,7 @@ func TestFlowsThatTeachNothing(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "")
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
-	h.m.Learn(flow(s, legARTP, "192.0.2.10:4000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legARTP, "192.0.2.10:4000")))
 	for _, tc := range []struct {
 		name string
 		f    relay.Flow
@@ -88,7 +89,7 @@ func TestFlowsThatTeachNothing(t *testing.T) {
 		{"the source already learned", flow(s, legARTP, "192.0.2.10:4000")},
 	} {
 		before, legs := h.get(t, s.ID), legsOf(t, h.mem)
-		h.m.Learn(tc.f)
+		h.m.Learn(h.mem.NewFlow(tc.f))
 		if diff := cmp.Diff(before, h.get(t, s.ID), addrs); diff != "" {
 			t.Errorf("%s changed the session (-before +after):\n%s", tc.name, diff)
 		}
@@ -125,14 +126,14 @@ func TestAClosedWindowLocksAnUnlearnedGateToTheSignalledAddress(t *testing.T) {
 		t.Errorf("b-rtp locked to %s while b still learns", l.Lock)
 	}
 	late := flow(s, legARTP, "198.51.100.7:61000")
-	h.m.Learn(late)
+	h.m.Learn(h.mem.NewFlow(late))
 	if got := h.get(t, s.ID).A.Learned; got.RTP.IsValid() {
 		t.Errorf("a learned %s after its window closed", got.RTP)
 	}
 	if diff := cmp.Diff([]relay.Flow{late}, h.mem.Deleted(), addrs); diff != "" {
 		t.Errorf("a flow that raced the lock is deleted (-want +got):\n%s", diff)
 	}
-	h.m.Learn(flow(s, legBRTP, "10.0.0.99:7000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legBRTP, "10.0.0.99:7000")))
 	h.clk.advance(10 * time.Second)
 	h.m.fireDue(ctx)
 	if l := h.leg(t, s, legBRTP); l.Lock != ap("10.0.0.99:7000") {
@@ -153,7 +154,7 @@ func TestAlwaysLearnFollowsEverySourceAndNeverLocks(t *testing.T) {
 	for _, src := range []string{"198.51.100.7:61000", "198.51.100.8:62000", "198.51.100.7:61000"} {
 		h.clk.advance(time.Minute)
 		h.m.fireDue(context.Background())
-		h.m.Learn(flow(s, legARTP, src))
+		h.m.Learn(h.mem.NewFlow(flow(s, legARTP, src)))
 		if got := h.leg(t, s, legBRTP); got.Peer != ap(src) {
 			t.Errorf("b-rtp sends to %s, want %s", got.Peer, src)
 		}
@@ -162,7 +163,7 @@ func TestAlwaysLearnFollowsEverySourceAndNeverLocks(t *testing.T) {
 		}
 	}
 	// The other side still learns once and locks.
-	h.m.Learn(flow(s, legBRTP, "10.0.0.99:7000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legBRTP, "10.0.0.99:7000")))
 	if got := h.leg(t, s, legBRTP); got.Lock != ap("10.0.0.10:5000") {
 		t.Errorf("b-rtp locked to %s, want b's signalled address (its window closed unlearned)", got.Lock)
 	}
@@ -173,12 +174,12 @@ func TestALearnTheKernelRefusesChangesNothing(t *testing.T) {
 	h := newHarnessLearning(t, LearnAny, "")
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 	h.mem.FailNext(errors.New("injected"))
-	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legARTP, "198.51.100.7:61000")))
 	if diff := cmp.Diff(s, h.get(t, s.ID), addrs); diff != "" {
 		t.Errorf("session (-before +after):\n%s", diff)
 	}
 	// The window is still open: the next packet teaches.
-	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legARTP, "198.51.100.7:61000")))
 	if got := h.leg(t, s, legBRTP); got.Peer != ap("198.51.100.7:61000") {
 		t.Errorf("b-rtp sends to %s after the retry", got.Peer)
 	}
@@ -195,7 +196,7 @@ func TestRingingSessionsExpireUnlessAnswered(t *testing.T) {
 	h.clk.advance(25 * time.Second)
 	h.m.fireDue(ctx)
 	seen := flow(ringing, legARTP, "198.51.100.7:61000")
-	h.m.Learn(seen)
+	h.m.Learn(h.mem.NewFlow(seen))
 	if got := h.get(t, ringing.ID).A.Learned.RTP; got != ap("198.51.100.7:61000") {
 		t.Errorf("a ringing session learned %s at 25 s, want the source", got)
 	}
@@ -320,14 +321,14 @@ func TestSignalledGateLearnsOnlyItsSidesParties(t *testing.T) {
 		t.Fatalf("a-rtp while ringing: %+v, want guarded and learning from the SDP and signalling IPs", l)
 	}
 	stranger := flow(s, legARTP, "203.0.113.9:1234")
-	h.m.Learn(stranger)
+	h.m.Learn(h.mem.NewFlow(stranger))
 	if got := h.mem.Deleted(); len(got) != 1 || got[0] != stranger {
 		t.Errorf("deleted %v, want the stranger's flow", got)
 	}
 	if x, _ := h.m.Get(s.ID); x.A.Learned.RTP.IsValid() {
 		t.Errorf("learned %s from a stranger", x.A.Learned.RTP)
 	}
-	h.m.Learn(flow(s, legARTP, "198.51.100.7:61000"))
+	h.m.Learn(h.mem.NewFlow(flow(s, legARTP, "198.51.100.7:61000")))
 	l = h.leg(t, s, legARTP)
 	if l.Lock != ap("198.51.100.7:61000") || l.Learned != l.Lock || l.Guard || l.Learn {
 		t.Errorf("a-rtp after learning the NAT's source: %+v, want locked to it and its learned source kept", l)
@@ -360,7 +361,7 @@ func TestLearningModesAndStrictSources(t *testing.T) {
 	if l := off.leg(t, s, legBRTP); !l.Guard || l.Allowed != relay.Allow() || l.Learn {
 		t.Errorf("an \"off\" gate without a signalled address: %+v, want guarded with no source", l)
 	}
-	off.m.Learn(flow(s, legARTP, "192.0.2.10:4444"))
+	off.m.Learn(off.mem.NewFlow(flow(s, legARTP, "192.0.2.10:4444")))
 	if x, _ := off.m.Get(s.ID); x.A.Learned.RTP.IsValid() {
 		t.Errorf("an \"off\" gate learned %s", x.A.Learned.RTP)
 	}
@@ -379,7 +380,7 @@ func TestAScanDoesNotTeachTheSourceAReinviteMovedAway(t *testing.T) {
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
 	old := flow(s, legBRTP, "10.0.0.10:5000")
 	h.mem.KernelLearns(old.Mark, old.Src)
-	h.m.Learn(old)
+	h.m.Learn(h.mem.NewFlow(old))
 	if got := h.get(t, s.ID).B.Learned.RTP; got != old.Src {
 		t.Fatalf("the callee is learned as %s, want %s", got, old.Src)
 	}
@@ -523,4 +524,81 @@ gate-b = { address = "10.0.0.1", ports = "30000-30399" }
 		ids = append(ids, s.ID)
 	}
 	return h, ids
+}
+
+// An event handled after an update re-pointed its side may be of a flow
+// from before the update. The kernel, whose learned source the update
+// cleared, did not learn from that flow, so its event teaches nothing;
+// the flow the kernel does learn from then teaches.
+func TestALateEventOfAFlowFromBeforeAnUpdateTeachesNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "")
+	ctx := context.Background()
+	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+	old := h.mem.NewFlow(flow(s, legBRTP, "10.0.0.10:5000")) // its event is late
+	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.10:5010")}); err != nil {
+		t.Fatal(err)
+	}
+	h.m.Learn(old)
+	if got := h.get(t, s.ID).B.Learned.RTP; got.IsValid() {
+		t.Errorf("the late event taught the moved callee %s, want nothing learned yet", got)
+	}
+	if got := h.leg(t, s, legARTP).Peer; got != ap("10.0.0.10:5010") {
+		t.Errorf("the caller's media goes to %s, want the moved callee 10.0.0.10:5010", got)
+	}
+	moved := flow(s, legBRTP, "10.0.0.10:5010")
+	h.m.Learn(h.mem.NewFlow(moved))
+	if got := h.get(t, s.ID).B.Learned.RTP; got != moved.Src {
+		t.Errorf("after the kernel learned %s the callee is learned as %s", moved.Src, got)
+	}
+}
+
+// lookupHook is the in-memory dataplane whose look-up of learned sources
+// runs during first (once) while it reads.
+type lookupHook struct {
+	*relaytest.Memory
+	during func()
+}
+
+func (l *lookupHook) Learned(ctx context.Context, marks ...uint32) (map[uint32]netip.AddrPort, error) {
+	got, err := l.Memory.Learned(ctx, marks...)
+	if l.during != nil {
+		l.during()
+		l.during = nil
+	}
+	return got, err
+}
+
+// A change that lands while an event's learned source is looked up makes
+// what the look-up read stale: the event is looked at again, and teaches
+// what the kernel holds after the change: nothing once its side was
+// re-pointed, the same source after a change that kept it.
+func TestAChangeDuringTheLookUpOfAnEventMakesItLookAgain(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		change UpdateRequest
+		want   string // learned; "" none
+	}{
+		{"the side re-pointed", UpdateRequest{B: epp("10.0.0.10:5010")}, ""},
+		{"the side kept", UpdateRequest{Labels: map[string]string{"note": "relabelled"}}, "10.0.0.10:5000"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, "")
+			ctx := context.Background()
+			s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+			f := h.mem.NewFlow(flow(s, legBRTP, "10.0.0.10:5000"))
+			h.m.dp = &lookupHook{Memory: h.mem, during: func() {
+				if _, err := h.m.Update(ctx, s.ID, tc.change); err != nil {
+					t.Error(err)
+				}
+			}}
+			h.m.Learn(f) // its first look-up reads the kernel before the change
+			got := h.get(t, s.ID).B.Learned.RTP
+			if tc.want == "" && got.IsValid() || tc.want != "" && got != ap(tc.want) {
+				t.Errorf("learned %s, want %q", got, tc.want)
+			}
+		})
+	}
 }

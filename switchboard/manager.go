@@ -398,8 +398,9 @@ func (m *Manager) prepareUpdate(e *entry, r UpdateRequest) (*change, error) {
 		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
 	now := m.now()
-	changedA := repoint(&next.A, r.A)
-	changedB := repoint(&next.B, r.B)
+	movedA := repoint(&next.A, r.A)
+	movedB := repoint(&next.B, r.B)
+	changedA, changedB := movedA, movedB
 	if r.Answer && next.State == Ringing {
 		next.State, next.Expires = Active, time.Time{}
 		changedA, changedB = true, true // the learning windows start at the answer
@@ -415,7 +416,33 @@ func (m *Manager) prepareUpdate(e *entry, r UpdateRequest) (*change, error) {
 		return nil, fmt.Errorf("session %s: %w", id, err)
 	}
 	next.Updated = now
-	return m.putChange(e, next, false), nil
+	c := m.putChange(e, next, false)
+	c.relearn(movedA, movedB)
+	return c, nil
+}
+
+// relearn puts back, unchanged, the learning legs of a re-pointed side
+// that the change leaves alone (same gate, peer and learning sources), so
+// that the kernel forgets what they learned (relay: a leg removed and
+// added without a learned source clears it). Otherwise a source the
+// kernel learned from the side's old address, whose event the Manager had
+// not yet handled, would outlive the re-point: the kernel would keep
+// sending the other side's media there, and the late event would teach it.
+func (c *change) relearn(movedA, movedB bool) {
+	if !movedA && !movedB {
+		return
+	}
+	for k, l := range c.want {
+		moved := movedB
+		if k == legARTP || k == legARTCP {
+			moved = movedA
+		}
+		if !moved || !l.Learn || k >= len(c.had) || c.had[k] != l {
+			continue
+		}
+		c.batch.Remove = append(c.batch.Remove, c.had[k])
+		c.batch.Add = append(c.batch.Add, l)
+	}
 }
 
 // repoint applies a signalled endpoint to p and reports whether its

@@ -274,9 +274,9 @@ func TestUpdateRepointsAndDeletesTheFlowsOfOnlyTheChangedLegs(t *testing.T) {
 	ctx := context.Background()
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000"), Labels: map[string]string{"call-id": "c1"}})
 	fromB := flow(s, legBRTP, "10.0.0.99:7000")
-	h.m.Learn(fromB)
+	h.m.Learn(h.mem.NewFlow(fromB))
 	fromA := flow(s, legARTP, "192.0.2.10:4000")
-	h.m.Learn(fromA)
+	h.m.Learn(h.mem.NewFlow(fromA))
 	h.clk.advance(time.Second)
 	flushed, deleted := len(h.mem.Flushed()), len(h.mem.Deleted())
 	got, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.11:6000"), Labels: map[string]string{"to-tag": "t1"}})
@@ -382,7 +382,7 @@ func TestDeleteRemovesEveryLegAndFreesThePorts(t *testing.T) {
 	gone := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4002")})
 	kept := legsOf(t, h.mem)[:4]
 	rtcp := flow(gone, legARTCP, "192.0.2.10:4003")
-	h.m.Learn(rtcp)
+	h.m.Learn(h.mem.NewFlow(rtcp))
 	flushed, deleted := len(h.mem.Flushed()), len(h.mem.Deleted())
 	if err := h.m.Delete(ctx, gone.ID); err != nil {
 		t.Fatal(err)

@@ -70,7 +70,7 @@ func TestStandbyInstallsWhatTheActiveCommits(t *testing.T) {
 	h, ctx := p.active, context.Background()
 	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000"), Labels: map[string]string{"call": "x"}})
 	gone := h.alloc(t, AllocRequest{A: ep("192.0.2.11:4000")})
-	h.m.Learn(flow(s, legBRTP, "10.0.0.10:7000")) // a learned source (NAT: another port), locked at once
+	h.m.Learn(h.mem.NewFlow(flow(s, legBRTP, "10.0.0.10:7000"))) // a learned source (NAT: another port), locked at once
 	if err := h.m.Delete(ctx, gone.ID); err != nil {
 		t.Fatal(err)
 	}

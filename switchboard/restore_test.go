@@ -51,7 +51,7 @@ func TestRestartRestoresSessionsAndLeavesTheKernelAlone(t *testing.T) {
 	h := newHarnessLearning(t, LearnAny, "ringing-timeout = 60\n")
 	ctx := context.Background()
 	learned := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000"), Labels: map[string]string{"call-id": "c1"}})
-	h.m.Learn(flow(learned, legARTP, "198.51.100.7:61000"))
+	h.m.Learn(h.mem.NewFlow(flow(learned, legARTP, "198.51.100.7:61000")))
 	gone := h.alloc(t, AllocRequest{})
 	if err := h.m.Delete(ctx, gone.ID); err != nil {
 		t.Fatal(err)
