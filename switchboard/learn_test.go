@@ -367,44 +367,6 @@ func TestLearningModesAndStrictSources(t *testing.T) {
 	}
 }
 
-// A re-INVITE moves the callee from port 5000 to 5010 of the same host.
-// Its gate learns again, but the old port's flow is kept (only the leg's
-// admission changed) and the kernel, which learns from new flows only,
-// does not learn from it. A scan of the flows that exist (a restart's or a
-// resubscribed watch's) must not teach the old port either: the caller's
-// media would go back to it, and the moved callee would get none.
-func TestAScanDoesNotTeachTheSourceAReinviteMovedAway(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, "")
-	ctx := context.Background()
-	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
-	old := flow(s, legBRTP, "10.0.0.10:5000")
-	h.mem.KernelLearns(old.Mark, old.Src)
-	h.m.Learn(h.mem.NewFlow(old))
-	if got := h.get(t, s.ID).B.Learned.RTP; got != old.Src {
-		t.Fatalf("the callee is learned as %s, want %s", got, old.Src)
-	}
-	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.10:5010")}); err != nil {
-		t.Fatal(err)
-	}
-	h.mem.SetFlows(old)
-	h.m.scanFlows(ctx)
-	if got := h.get(t, s.ID).B.Learned.RTP; got.IsValid() {
-		t.Errorf("after the scan the moved callee is learned as %s, want nothing learned yet", got)
-	}
-	if got := h.leg(t, s, legARTP).Peer; got != ap("10.0.0.10:5010") {
-		t.Errorf("the caller's media goes to %s, want the moved callee 10.0.0.10:5010", got)
-	}
-	// What the kernel does learn, a scan teaches.
-	moved := flow(s, legBRTP, "10.0.0.10:5010")
-	h.mem.KernelLearns(moved.Mark, moved.Src)
-	h.mem.SetFlows(old, moved)
-	h.m.scanFlows(ctx)
-	if got := h.get(t, s.ID).B.Learned.RTP; got != moved.Src {
-		t.Errorf("after the kernel learned %s the callee is learned as %s", moved.Src, got)
-	}
-}
-
 // A scan dumps the flows without the Manager's lock. A session changed
 // between the dump and its turn is not taught by the dump: the flow may be
 // one the change made stale.
@@ -526,33 +488,6 @@ gate-b = { address = "10.0.0.1", ports = "30000-30399" }
 	return h, ids
 }
 
-// An event handled after an update re-pointed its side may be of a flow
-// from before the update. The kernel, whose learned source the update
-// cleared, did not learn from that flow, so its event teaches nothing;
-// the flow the kernel does learn from then teaches.
-func TestALateEventOfAFlowFromBeforeAnUpdateTeachesNothing(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, "")
-	ctx := context.Background()
-	s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
-	old := h.mem.NewFlow(flow(s, legBRTP, "10.0.0.10:5000")) // its event is late
-	if _, err := h.m.Update(ctx, s.ID, UpdateRequest{B: epp("10.0.0.10:5010")}); err != nil {
-		t.Fatal(err)
-	}
-	h.m.Learn(old)
-	if got := h.get(t, s.ID).B.Learned.RTP; got.IsValid() {
-		t.Errorf("the late event taught the moved callee %s, want nothing learned yet", got)
-	}
-	if got := h.leg(t, s, legARTP).Peer; got != ap("10.0.0.10:5010") {
-		t.Errorf("the caller's media goes to %s, want the moved callee 10.0.0.10:5010", got)
-	}
-	moved := flow(s, legBRTP, "10.0.0.10:5010")
-	h.m.Learn(h.mem.NewFlow(moved))
-	if got := h.get(t, s.ID).B.Learned.RTP; got != moved.Src {
-		t.Errorf("after the kernel learned %s the callee is learned as %s", moved.Src, got)
-	}
-}
-
 // lookupHook is the in-memory dataplane whose look-up of learned sources
 // runs during first (once) while it reads.
 type lookupHook struct {
@@ -598,6 +533,62 @@ func TestAChangeDuringTheLookUpOfAnEventMakesItLookAgain(t *testing.T) {
 			got := h.get(t, s.ID).B.Learned.RTP
 			if tc.want == "" && got.IsValid() || tc.want != "" && got != ap(tc.want) {
 				t.Errorf("learned %s, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A re-INVITE moves the callee from port 5000 to 5010 of the same host.
+// Its gate learns again, but the old port's flow is kept (only the leg's
+// admission changed) and the kernel, which learns from new flows only and
+// forgot what the gate learned, does not learn from it. Neither a scan of
+// the flows that exist (a restart's or a resubscribed watch's) nor a late
+// event of the old flow (its first packet was learned by the kernel just
+// before the update, the daemon had not handled it yet) may teach the old
+// port: the caller's media would go back to it, and the moved callee
+// would get none. What the kernel learns next teaches, either way.
+func TestAFlowFromBeforeAReinviteTeachesNothing(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		// before runs before the update, after it with the old flow;
+		// learn hands the daemon a flow the kernel learned from.
+		before, after func(h *harness, old relay.Flow)
+		learn         func(h *harness, old, moved relay.Flow)
+	}{
+		{"a scan",
+			func(h *harness, old relay.Flow) { h.m.Learn(h.mem.NewFlow(old)) },
+			func(h *harness, old relay.Flow) { h.mem.SetFlows(old); h.m.scanFlows(context.Background()) },
+			func(h *harness, old, moved relay.Flow) {
+				h.mem.KernelLearns(moved.Mark, moved.Src)
+				h.mem.SetFlows(old, moved)
+				h.m.scanFlows(context.Background())
+			}},
+		{"a late event",
+			func(h *harness, old relay.Flow) { h.mem.NewFlow(old) },
+			func(h *harness, old relay.Flow) { h.m.Learn(old) },
+			func(h *harness, _, moved relay.Flow) { h.m.Learn(h.mem.NewFlow(moved)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, "")
+			s := h.alloc(t, AllocRequest{A: ep("192.0.2.10:4000"), B: ep("10.0.0.10:5000")})
+			old := flow(s, legBRTP, "10.0.0.10:5000")
+			tc.before(h, old)
+			if _, err := h.m.Update(context.Background(), s.ID, UpdateRequest{B: epp("10.0.0.10:5010")}); err != nil {
+				t.Fatal(err)
+			}
+			tc.after(h, old)
+			if got := h.get(t, s.ID).B.Learned.RTP; got.IsValid() {
+				t.Errorf("the moved callee is learned as %s, want nothing learned yet", got)
+			}
+			if got := h.leg(t, s, legARTP).Peer; got != ap("10.0.0.10:5010") {
+				t.Errorf("the caller's media goes to %s, want the moved callee 10.0.0.10:5010", got)
+			}
+			moved := flow(s, legBRTP, "10.0.0.10:5010")
+			tc.learn(h, old, moved)
+			if got := h.get(t, s.ID).B.Learned.RTP; got != moved.Src {
+				t.Errorf("after the kernel learned %s the callee is learned as %s", moved.Src, got)
 			}
 		})
 	}
