@@ -41,7 +41,6 @@ import (
 	"github.com/nftrtpproxy/nftrtpproxy/frontend/rtpproxy"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/ctlsock"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/daemonconfig"
-	"github.com/nftrtpproxy/nftrtpproxy/internal/gcfloor"
 	"github.com/nftrtpproxy/nftrtpproxy/internal/statedir"
 	"github.com/nftrtpproxy/nftrtpproxy/metrics"
 	"github.com/nftrtpproxy/nftrtpproxy/relay"
@@ -57,12 +56,6 @@ import (
 // within 2% (BenchmarkKernelAllocDelete, alternating runs).
 const gcPercent = 75
 
-// gcFloor is the heap the collector lets the daemon reach before it runs
-// at all (gcfloor): with few sessions live, a GOGC of 75 collected dozens
-// of times a second under load, each time taking one of two cores for the
-// marking, and the slowest calls waited for it.
-const gcFloor = 64 << 20
-
 // version is set at build time with -ldflags "-X main.version=..."; empty
 // means the build info's (versionString).
 var version = ""
@@ -75,7 +68,7 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file, flushed at SIGTERM or SIGINT (debugging aid)")
 	flag.Parse()
 	if os.Getenv("GOGC") == "" {
-		gcfloor.Start(gcFloor, gcPercent)
+		debug.SetGCPercent(gcPercent)
 	}
 	if *showVersion {
 		fmt.Println("nftrtpproxy", versionString())
