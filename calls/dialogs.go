@@ -281,8 +281,6 @@ func (c *Calls) ListRemove(ctx context.Context, callID, fromTag, toTag string) e
 	if err := c.endDialog(ctx, d); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dropDead(cl)
+	c.forgetDead(cl)
 	return nil
 }

@@ -72,10 +72,7 @@ func (c *Calls) SetPair(ctx context.Context, r PairRequest) (*PairResult, error)
 			}
 		}
 		if errors.Is(err, switchboard.ErrNotFound) {
-			c.mu.Lock()
-			old.sessions[0] = "" // ended meanwhile (media timeout): install it again
-			c.dropDead(cl)
-			c.mu.Unlock()
+			c.streamGone(cl, old, 0) // ended meanwhile (media timeout): install it again
 			old = nil
 		}
 	}
@@ -91,9 +88,7 @@ func (c *Calls) SetPair(ctx context.Context, r PairRequest) (*PairResult, error)
 		if err := c.endDialog(ctx, old); err == nil {
 			res.Ended = append(res.Ended, ids...)
 		}
-		c.mu.Lock()
-		c.dropDead(cl)
-		c.mu.Unlock()
+		c.forgetDead(cl)
 	}
 	d.sessions, d.lastSignal = []string{s.ID}, c.now()
 	c.mu.Lock()
@@ -170,9 +165,7 @@ func (c *Calls) allocPair(ctx context.Context, k key, d *dialog, r PairRequest, 
 				res.Ended = append(res.Ended, ids...)
 			}
 		}
-		c.mu.Lock()
-		c.dropDead(h)
-		c.mu.Unlock()
+		c.forgetDead(h)
 	}
 	return c.sessions.AllocPorts(ctx, ar, r.PortA, r.PortB)
 }
@@ -236,9 +229,7 @@ func (c *Calls) DeletePair(ctx context.Context, callID string) (found bool, err 
 			err = errors.Join(err, derr)
 		}
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.dropDead(cl)
+	c.forgetDead(cl)
 	return true, err
 }
 

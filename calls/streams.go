@@ -97,7 +97,7 @@ func (c *Calls) StreamOffer(ctx context.Context, r StreamRequest) (*StreamReply,
 		sess, err := c.point(ctx, k, d, party, r, fromCreator)
 		switch {
 		case errors.Is(err, switchboard.ErrNotFound):
-			c.streamGone(cl, d)
+			c.streamGone(cl, d, 0)
 		case err != nil:
 			return nil, err
 		default:
@@ -158,7 +158,7 @@ func (c *Calls) StreamAnswer(ctx context.Context, r StreamRequest) (rep *StreamR
 	}
 	sess, err := c.point(ctx, k, d, party, r, fromCreator)
 	if errors.Is(err, switchboard.ErrNotFound) {
-		c.streamGone(cl, d)
+		c.streamGone(cl, d, 0)
 		return nil, false, nil
 	}
 	if err != nil {
@@ -212,14 +212,6 @@ func (c *Calls) point(ctx context.Context, k key, d *dialog, party switchboard.S
 	return sess, nil
 }
 
-// streamGone forgets stream d of cl, whose session the engine ended.
-func (c *Calls) streamGone(cl *call, d *dialog) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d.sessions[0] = ""
-	c.dropDead(cl)
-}
-
 // streamEndpoint is what a request's address makes of side sd's peer. A
 // hold address (0.0.0.0 or ::) keeps the peer's address, marked held, so
 // the peer's learned source survives the hold (rtpproxy likewise keeps its
@@ -269,9 +261,7 @@ func (c *Calls) StreamDelete(ctx context.Context, callID string, named func(Stre
 	if !found {
 		return fmt.Errorf("call %q: %w", callID, ErrUnknownCall)
 	}
-	c.mu.Lock()
-	c.dropDead(cl)
-	c.mu.Unlock()
+	c.forgetDead(cl)
 	return errors.Join(errs...)
 }
 
@@ -286,7 +276,7 @@ func (c *Calls) StreamQuery(ctx context.Context, callID string, m Match) (*switc
 	}
 	det, err := c.sessions.Show(ctx, d.sessions[0])
 	if errors.Is(err, switchboard.ErrNotFound) {
-		c.streamGone(cl, d)
+		c.streamGone(cl, d, 0)
 	}
 	if err != nil {
 		return nil, "", err

@@ -226,18 +226,8 @@ func (c *Calls) dropDead(cl *call) {
 
 // endDialog ends the sessions of d, for the holder of its call's lock; an
 // ended one is not an error. The kernel work runs without c.mu, which it
-// takes to clear each stream it ended.
+// takes to clear each stream it ended (or found gone).
 func (c *Calls) endDialog(ctx context.Context, d *dialog) error {
-	return c.endSessions(ctx, d, func(i int) {
-		c.mu.Lock()
-		d.sessions[i] = ""
-		c.mu.Unlock()
-	})
-}
-
-// endSessions deletes each session of d and calls ended with the stream of
-// each one it ended (or found gone).
-func (c *Calls) endSessions(ctx context.Context, d *dialog, ended func(i int)) error {
 	var errs []error
 	for i, id := range d.sessions {
 		if id == "" {
@@ -247,9 +237,29 @@ func (c *Calls) endSessions(ctx context.Context, d *dialog, ended func(i int)) e
 			errs = append(errs, err)
 			continue
 		}
-		ended(i)
+		c.mu.Lock()
+		d.sessions[i] = ""
+		c.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// forgetDead is dropDead for the holder of cl's lock, which does not hold
+// c.mu.
+func (c *Calls) forgetDead(cl *call) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropDead(cl)
+}
+
+// streamGone forgets stream i of d, a dialog of cl, whose session the
+// engine ended (a timeout), and whatever of cl that leaves dead; for the
+// holder of cl's lock.
+func (c *Calls) streamGone(cl *call, d *dialog, i int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d.sessions[i] = ""
+	c.dropDead(cl)
 }
 
 // SessionEnded forgets the stream of an ended session, whatever ended it
