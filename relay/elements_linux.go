@@ -175,43 +175,31 @@ func (w *elementWriter) lookupValue(s *nftables.Set, key []byte) (val []byte, fo
 // elementData is the value of the one element in a NFT_MSG_NEWSETELEM
 // message's attributes (after its nfgenmsg).
 func elementData(attrs []byte) ([]byte, error) {
-	ad, err := netlink.NewAttributeDecoder(attrs)
-	if err != nil {
-		return nil, err
-	}
-	var val []byte
-	for ad.Next() {
-		if ad.Type() != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
-			continue
+	b := attrs
+	for _, typ := range []uint16{unix.NFTA_SET_ELEM_LIST_ELEMENTS, unix.NFTA_LIST_ELEM, unix.NFTA_SET_ELEM_DATA, unix.NFTA_DATA_VALUE} {
+		var ok bool
+		if b, ok = findAttr(b, typ); !ok {
+			return nil, errors.New("element without a value")
 		}
-		ad.Nested(func(list *netlink.AttributeDecoder) error {
-			for list.Next() {
-				list.Nested(func(el *netlink.AttributeDecoder) error {
-					for el.Next() {
-						if el.Type() == unix.NFTA_SET_ELEM_DATA {
-							el.Nested(func(d *netlink.AttributeDecoder) error {
-								for d.Next() {
-									if d.Type() == unix.NFTA_DATA_VALUE {
-										val = d.Bytes()
-									}
-								}
-								return nil
-							})
-						}
-					}
-					return nil
-				})
-			}
-			return nil
-		})
 	}
-	if err := ad.Err(); err != nil {
-		return nil, err
+	return b, nil
+}
+
+// findAttr returns the payload of the first attribute of type typ in the
+// attributes b (its nested and byte-order flags ignored); ok is false if
+// there is none or b is malformed before it.
+func findAttr(b []byte, typ uint16) (payload []byte, ok bool) {
+	for len(b) >= attrHeaderLen {
+		l := int(binary.NativeEndian.Uint16(b))
+		if l < attrHeaderLen || l > len(b) {
+			return nil, false
+		}
+		if binary.NativeEndian.Uint16(b[2:])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == typ {
+			return b[attrHeaderLen:l], true
+		}
+		b = b[min((l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1), len(b)):]
 	}
-	if val == nil {
-		return nil, errors.New("element without a value")
-	}
-	return val, nil
+	return nil, false
 }
 
 // message appends a message header and an nfgenmsg, and returns the
@@ -353,20 +341,9 @@ func extAckText(m []byte) string {
 	if binary.NativeEndian.Uint16(m[6:])&unix.NLM_F_ACK_TLVS == 0 {
 		return ""
 	}
-	b := m[min(nlmsgHeaderLen+4+nlmsgHeaderLen, len(m)):]
-	for len(b) >= attrHeaderLen {
-		l := int(binary.NativeEndian.Uint16(b))
-		if l < attrHeaderLen || l > len(b) {
-			return ""
-		}
-		if binary.NativeEndian.Uint16(b[2:])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == unix.NLMSGERR_ATTR_MSG {
-			s := b[attrHeaderLen:l]
-			for len(s) > 0 && s[len(s)-1] == 0 {
-				s = s[:len(s)-1]
-			}
-			return string(s)
-		}
-		b = b[min((l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1), len(b)):]
+	msg, _ := findAttr(m[min(nlmsgHeaderLen+4+nlmsgHeaderLen, len(m)):], unix.NLMSGERR_ATTR_MSG)
+	for len(msg) > 0 && msg[len(msg)-1] == 0 {
+		msg = msg[:len(msg)-1]
 	}
-	return ""
+	return string(msg)
 }

@@ -65,3 +65,58 @@ func TestElementMessageMatchesNetlinkEncoder(t *testing.T) {
 		t.Errorf("attributes:\n got % x\nwant % x", got, want)
 	}
 }
+
+// The answers the writer reads by hand: a look-up's element value, found
+// through four nested attributes, and an error's extended-acknowledgement
+// text; each absent when the message lacks it.
+func TestAnswersAreReadByHand(t *testing.T) {
+	nested := func(typ uint16, inner func(*netlink.AttributeEncoder)) func(*netlink.AttributeEncoder) {
+		return func(ae *netlink.AttributeEncoder) {
+			ae.Nested(typ|unix.NLA_F_NESTED, func(n *netlink.AttributeEncoder) error { inner(n); return nil })
+		}
+	}
+	encode := func(fill func(*netlink.AttributeEncoder)) []byte {
+		ae := netlink.NewAttributeEncoder()
+		fill(ae)
+		b, err := ae.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	val := []byte{198, 51, 100, 7, 0x10, 0xe1, 0, 0}
+	element := encode(func(ae *netlink.AttributeEncoder) {
+		ae.String(unix.NFTA_SET_ELEM_LIST_TABLE, "nftrtpproxy")
+		nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, nested(unix.NFTA_LIST_ELEM, func(el *netlink.AttributeEncoder) {
+			nested(unix.NFTA_SET_ELEM_KEY, func(k *netlink.AttributeEncoder) { k.Bytes(unix.NFTA_DATA_VALUE, []byte{4, 0, 0, 0x52}) })(el)
+			nested(unix.NFTA_SET_ELEM_DATA, func(d *netlink.AttributeEncoder) { d.Bytes(unix.NFTA_DATA_VALUE, val) })(el)
+		}))(ae)
+	})
+	if got, err := elementData(element); err != nil || !bytes.Equal(got, val) {
+		t.Errorf("elementData = %v, %v; want %v", got, err, val)
+	}
+	keyOnly := encode(nested(unix.NFTA_SET_ELEM_LIST_ELEMENTS, nested(unix.NFTA_LIST_ELEM, func(el *netlink.AttributeEncoder) {
+		nested(unix.NFTA_SET_ELEM_KEY, func(k *netlink.AttributeEncoder) { k.Bytes(unix.NFTA_DATA_VALUE, []byte{4, 0, 0, 0x52}) })(el)
+	})))
+	if got, err := elementData(keyOnly); err == nil {
+		t.Errorf("elementData of an element without a value = %v, want an error", got)
+	}
+
+	ack := func(flags uint16, attrs []byte) []byte {
+		m := binary.NativeEndian.AppendUint32(nil, 0)
+		m = binary.NativeEndian.AppendUint16(m, unix.NLMSG_ERROR)
+		m = binary.NativeEndian.AppendUint16(m, flags)
+		m = append(m, make([]byte, 8+4+nlmsgHeaderLen)...) // seq, port, error code, quoted header
+		return append(m, attrs...)
+	}
+	text := encode(func(ae *netlink.AttributeEncoder) {
+		ae.Uint32(unix.NLMSGERR_ATTR_OFFS, 40)
+		ae.String(unix.NLMSGERR_ATTR_MSG, "set is full")
+	})
+	if got := extAckText(ack(unix.NLM_F_ACK_TLVS, text)); got != "set is full" {
+		t.Errorf("extAckText = %q, want %q", got, "set is full")
+	}
+	if got := extAckText(ack(0, text)); got != "" {
+		t.Errorf("extAckText without NLM_F_ACK_TLVS = %q, want none", got)
+	}
+}
