@@ -72,7 +72,7 @@ func (m *Manager) scanFlows(ctx context.Context) bool {
 		m.log.Warn("reading flows to learn from failed", "err", err)
 		return false
 	}
-	d := &dumped{kernel: kernel, seq: seq, own: map[*entry]uint64{}}
+	d := &dumped{kernel: kernel, seq: seq}
 	for _, f := range flows {
 		m.learnFrom(f, d)
 	}
